@@ -1,0 +1,173 @@
+"""The action surface: the knobs a task exposes, their bounds and step limits.
+
+Nothing outside the surface can change during a search. A *recipe* is a plain
+``dict[str, float | int]`` with a value for every knob; :meth:`ActionSurface.check`
+validates one.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+Recipe = dict[str, float]
+
+
+class Scale(str, enum.Enum):
+    """How a knob moves: multiplicatively (``LOG``) or additively (``LINEAR``)."""
+
+    LOG = "log"
+    LINEAR = "linear"
+
+
+class Role(str, enum.Enum):
+    """What a knob does to training; analysis compares discovered trajectories with it."""
+
+    CAPACITY = "capacity"
+    REGULARIZATION = "regularization"
+    EXPLORATION = "exploration"
+    OBJECTIVE = "objective"
+    OPTIMIZER = "optimizer"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One training control.
+
+    ``max_step`` is the largest relative step one transition may take: for a
+    ``LOG`` knob the new value may be at most ``(1 + max_step)`` times larger or
+    smaller than the old one; for a ``LINEAR`` knob it may move at most
+    ``max_step * (high - low)``.
+    """
+
+    name: str
+    low: float
+    high: float
+    scale: Scale
+    max_step: float
+    role: Role
+    effect: str
+    integer: bool = False
+    caution: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ValueError(f"knob {self.name}: low ({self.low}) must be below high ({self.high})")
+        if self.scale is Scale.LOG and self.low <= 0:
+            raise ValueError(f"knob {self.name}: a log-scale knob needs low > 0")
+        if self.max_step <= 0:
+            raise ValueError(f"knob {self.name}: max_step must be positive")
+
+    def in_bounds(self, value: float) -> bool:
+        tol = 1e-12 * max(1.0, abs(self.high))
+        return self.low - tol <= value <= self.high + tol
+
+    def step_ok(self, old: float, new: float) -> bool:
+        """Whether ``old -> new`` respects the step limit."""
+        if self.scale is Scale.LOG:
+            if old <= 0 or new <= 0:
+                return False
+            return abs(math.log(new / old)) <= math.log1p(self.max_step) + 1e-9
+        limit = self.max_step * (self.high - self.low)
+        if self.integer:
+            limit = max(limit, 1.0)
+        return abs(new - old) <= limit + 1e-9 * max(1.0, abs(self.high))
+
+    def step_limit_text(self) -> str:
+        if self.scale is Scale.LOG:
+            return f"scale by a factor in [{1 / (1 + self.max_step):.3g}, {1 + self.max_step:.3g}]"
+        return f"change by at most {self.max_step * (self.high - self.low):.4g}"
+
+    def normalise(self, value: float) -> float:
+        """Position of ``value`` in [0, 1] on the knob's own scale."""
+        if self.scale is Scale.LOG:
+            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "range": [self.low, self.high],
+            "scale": self.scale.value,
+            "integer": self.integer,
+            "step_limit": self.step_limit_text(),
+            "role": self.role.value,
+            "effect": self.effect,
+            "caution": self.caution,
+        }
+
+
+class RecipeError(ValueError):
+    """A recipe that does not fit the action surface."""
+
+
+@dataclass(frozen=True)
+class ActionSurface:
+    """The knobs of a task, with an optional cross-knob constraint.
+
+    ``constraint(recipe)`` returns ``None`` when the recipe is acceptable and a
+    message naming the fix otherwise (for example trl's rule that the number of
+    generations divides the batch).
+    """
+
+    knobs: tuple[Knob, ...]
+    constraint: Callable[[Mapping[str, float]], str | None] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [k.name for k in self.knobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate knob names in {names}")
+
+    @property
+    def names(self) -> list[str]:
+        return [k.name for k in self.knobs]
+
+    def __getitem__(self, name: str) -> Knob:
+        for k in self.knobs:
+            if k.name == name:
+                return k
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(k.name == name for k in self.knobs)
+
+    def check(self, recipe: Mapping[str, float]) -> Recipe:
+        """Return a clean copy of ``recipe`` or raise :class:`RecipeError`."""
+        missing = [n for n in self.names if n not in recipe]
+        extra = [n for n in recipe if n not in self]
+        if missing or extra:
+            raise RecipeError(f"recipe keys must be exactly {self.names}; missing {missing}, unknown {extra}")
+        out: Recipe = {}
+        for k in self.knobs:
+            v = recipe[k.name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RecipeError(f"{k.name}={v!r} is not a finite number")
+            if k.integer and float(v) != int(v):
+                raise RecipeError(f"{k.name}={v} must be an integer")
+            if not k.in_bounds(v):
+                raise RecipeError(f"{k.name}={v} is outside [{k.low}, {k.high}]")
+            out[k.name] = int(v) if k.integer else float(v)
+        if self.constraint is not None:
+            problem = self.constraint(out)
+            if problem:
+                raise RecipeError(problem)
+        return out
+
+    def fingerprint(self) -> str:
+        """A hash of everything that defines the surface (resume refuses a change)."""
+        payload = json.dumps([k.describe() for k in self.knobs], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def describe(self) -> list[dict]:
+        return [k.describe() for k in self.knobs]
+
+
+def same_recipe(a: Mapping[str, float], b: Mapping[str, float], rel: float = 1e-6) -> bool:
+    """Two recipes are the same when every knob agrees to ``rel`` relative tolerance."""
+    if a.keys() != b.keys():
+        return False
+    return all(math.isclose(a[k], b[k], rel_tol=rel, abs_tol=1e-12) for k in a)

@@ -1,0 +1,148 @@
+"""UCT with virtual-child expansion (LLMZero, arXiv 2606.18388), as pure functions.
+
+At a parent ``p`` with ``k`` children::
+
+    UCT(c)       = Q(c) + C * sqrt(ln N(p) / N(c))
+    UCT(virtual) = Q_prior + C * sqrt(ln N(p) / N_fair),   Q_prior = f(s_p),  N_fair = N(p) / (k + 1)
+
+where ``Q(c)`` is the mean utility backed up through ``c`` and ``f(s_p)`` is the
+parent's own score, both normalised to [0, 1] over every score the tree has
+observed. ``p`` is expanded when the virtual child wins and ``k < k_max``; otherwise
+selection descends into the best child. Nodes are read from an immutable
+:class:`TreeView`; nothing here touches the store.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+UNVISITED = 0
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What UCT needs of a node. ``utility`` is the oriented score (higher is better)."""
+
+    id: int
+    parent: int | None
+    depth: int
+    expandable: bool  # trained to its end with a checkpoint (status done)
+    utility: float | None
+    visits: int
+    value_sum: float
+
+
+@dataclass(frozen=True)
+class TreeView:
+    nodes: Mapping[int, NodeView]
+    children: Mapping[int, tuple[int, ...]]
+    root: int
+
+    @classmethod
+    def build(cls, nodes: list[NodeView]) -> "TreeView":
+        by_id = {n.id: n for n in nodes}
+        kids: dict[int, list[int]] = {n.id: [] for n in nodes}
+        root = None
+        for n in sorted(nodes, key=lambda n: n.id):
+            if n.parent is None:
+                root = n.id
+            else:
+                kids[n.parent].append(n.id)
+        if root is None:
+            raise ValueError("tree has no root")
+        return cls(by_id, {k: tuple(v) for k, v in kids.items()}, root)
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Maps utilities linearly onto [0, 1] over the range the tree has observed."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, tree: TreeView) -> "Normaliser":
+        seen = [n.utility for n in tree.nodes.values() if n.utility is not None and math.isfinite(n.utility)]
+        if not seen:
+            return cls(0.0, 1.0)
+        return cls(min(seen), max(seen))
+
+    def __call__(self, utility: float | None) -> float:
+        if utility is None or not math.isfinite(utility):
+            return 0.0
+        if self.high - self.low < 1e-12:
+            return 0.5
+        return min(max((utility - self.low) / (self.high - self.low), 0.0), 1.0)
+
+
+def uct_score(q: float, parent_visits: float, child_visits: float, *, c: float) -> float:
+    """UCT(c) = Q(c) + C * sqrt(ln N(p) / N(c)); an unvisited child scores +inf."""
+    if child_visits <= UNVISITED:
+        return math.inf
+    return q + c * math.sqrt(math.log(max(parent_visits, 1.0)) / child_visits)
+
+
+def virtual_score(q_prior: float, parent_visits: float, n_children: int, *, c: float) -> float:
+    """The virtual new child: Q_prior + C * sqrt(ln N(p) / N_fair), N_fair = N(p) / (k + 1)."""
+    n_fair = max(parent_visits, 1.0) / (n_children + 1)
+    return uct_score(q_prior, parent_visits, n_fair, c=c)
+
+
+def has_room(tree: TreeView, node_id: int, *, k_max: int, max_depth: int) -> bool:
+    """Whether selection can still expand ``node_id`` or something below it."""
+    n = tree.nodes[node_id]
+    if not n.expandable or n.depth >= max_depth:
+        return False
+    kids = tree.children[node_id]
+    if len(kids) < k_max:
+        return True
+    return any(has_room(tree, k, k_max=k_max, max_depth=max_depth) for k in kids)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Expand ``parent``; ``path`` is the root-to-parent descent and ``scores`` its last comparison."""
+
+    parent: int
+    path: tuple[int, ...]
+    scores: Mapping[str, float]
+
+
+def select(tree: TreeView, *, c: float, k_max: int, max_depth: int) -> Selection | None:
+    """Descend from the root to the node to expand next, or ``None`` when the tree is exhausted."""
+    if not has_room(tree, tree.root, k_max=k_max, max_depth=max_depth):
+        return None
+    norm = Normaliser.of(tree)
+    node = tree.root
+    path = [node]
+    while True:
+        p = tree.nodes[node]
+        kids = tree.children[node]
+        open_kids = [k for k in kids if has_room(tree, k, k_max=k_max, max_depth=max_depth)]
+        can_expand = len(kids) < k_max
+        q_prior = norm(p.utility)
+        v = virtual_score(q_prior, p.visits, len(kids), c=c) if can_expand else -math.inf
+        best, best_score = None, -math.inf
+        for k in open_kids:
+            ch = tree.nodes[k]
+            q = norm(ch.value_sum / ch.visits) if ch.visits > UNVISITED else 0.0
+            s = uct_score(q, p.visits, ch.visits, c=c)
+            if s > best_score:
+                best, best_score = k, s
+        if can_expand and (best is None or v > best_score):
+            return Selection(node, tuple(path), {"virtual": v, "best_child": best_score})
+        node = best  # has_room(node) guarantees an open child when p cannot expand
+        path.append(node)
+
+
+def backup(tree: TreeView, leaf: int, utility: float) -> dict[int, tuple[int, float]]:
+    """New ``(visits, value_sum)`` for ``leaf`` and each ancestor after observing ``utility``."""
+    out: dict[int, tuple[int, float]] = {}
+    node: int | None = leaf
+    while node is not None:
+        n = tree.nodes[node]
+        out[node] = (n.visits + 1, n.value_sum + utility)
+        node = n.parent
+    return out

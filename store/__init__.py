@@ -1,0 +1,11 @@
+"""Persistence: the SQLite tree (sqlite-utils) and checkpoint files."""
+
+from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, save_checkpoint
+from searchmgr.store.db import (
+    CorruptStore, DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore,
+)
+
+__all__ = [
+    "CheckpointCorrupt", "load_checkpoint", "save_checkpoint", "CorruptStore", "DecisionKind", "DecisionRecord",
+    "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore",
+]

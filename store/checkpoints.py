@@ -1,0 +1,50 @@
+"""Checkpoint files: written to a temp file, fsynced, renamed; verified by sha256 on load."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+
+class CheckpointCorrupt(RuntimeError):
+    """A checkpoint file is missing or its bytes do not match the recorded sha256."""
+
+
+def save_checkpoint(state: dict, path: Path) -> str:
+    """Write ``state`` atomically to ``path`` and return the sha256 of the bytes."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return digest
+
+
+def load_checkpoint(path: Path, sha256: str) -> dict:
+    """Read ``path``, check its sha256 and return the state dict."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointCorrupt(f"checkpoint {path} is missing") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise CheckpointCorrupt(
+            f"checkpoint {path} is corrupt: sha256 {digest[:12]}… does not match the recorded {sha256[:12]}…; "
+            "delete the node's subtree or start a new run"
+        )
+    return torch.load(io.BytesIO(data), weights_only=False)
