@@ -87,6 +87,7 @@ class Node:
     visits: int
     value_sum: float
     steps_trained: int
+    train_s: float | None  # seconds inside training (excluding the search's own callbacks)
     checkpoint: str | None
     checkpoint_sha256: str | None
     decision_id: int | None
@@ -146,7 +147,7 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     db["nodes"].create({
         "id": int, "search_id": int, "parent_id": int, "depth": int, "start_step": int, "end_step": int,
         "recipe": str, "status": str, "source": str, "val_score": float, "test_score": float, "utility": float,
-        "visits": int, "value_sum": float, "steps_trained": int, "checkpoint": str, "checkpoint_sha256": str,
+        "visits": int, "value_sum": float, "steps_trained": int, "train_s": float, "checkpoint": str, "checkpoint_sha256": str,
         "decision_id": int, "error": str, "created_at": float, "finished_at": float,
     }, pk="id", foreign_keys=[("search_id", "searches", "id")], not_null={"status", "recipe"},
         defaults={"visits": 0, "value_sum": 0.0, "steps_trained": 0})
@@ -274,7 +275,7 @@ class TreeStore:
             self.set_status(node_id, NodeStatus.RUNNING, steps_trained=0)
 
     def finish_node(self, node_id: int, status: NodeStatus, *, val_score: float | None, test_score: float | None,
-                    utility: float | None, steps_trained: int, checkpoint: str | None = None,
+                    utility: float | None, steps_trained: int, train_s: float | None = None, checkpoint: str | None = None,
                     checkpoint_sha256: str | None = None, error: str | None = None,
                     backup: dict[int, tuple[int, float]] | None = None) -> None:
         """Record a finished segment and its UCT backup in one transaction."""
@@ -282,7 +283,7 @@ class TreeStore:
             raise ValueError(f"finish_node needs a finished status, not {status.value}")
         with self.atomic():
             self.set_status(node_id, status, val_score=val_score, test_score=test_score, utility=utility,
-                            steps_trained=steps_trained, checkpoint=checkpoint,
+                            steps_trained=steps_trained, train_s=train_s, checkpoint=checkpoint,
                             checkpoint_sha256=checkpoint_sha256, error=error, finished_at=_now())
             for nid, (visits, value_sum) in (backup or {}).items():
                 self.db["nodes"].update(nid, {"visits": visits, "value_sum": value_sum})

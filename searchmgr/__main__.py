@@ -1,0 +1,5 @@
+import sys
+
+from searchmgr.cli import main
+
+sys.exit(main())

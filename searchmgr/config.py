@@ -1,0 +1,161 @@
+"""Typed search configuration and ``key=value`` overrides.
+
+Overrides are words like ``budget.steps=400`` or ``seed=3``. Keys of
+:class:`SearchConfig` (dotted for its sections) configure the search; any other
+plain key is a task option (``preset=smoke``, ``data=stories.txt``) validated by the
+task's own options model. Everything is checked before any training starts, with
+messages that name the valid choices.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from searchmgr.managers import manager_names
+from searchmgr.stoppers import stopper_names
+
+
+class ConfigError(ValueError):
+    """A bad override or an inconsistent configuration; the message says how to fix it."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BudgetConfig(_Model):
+    steps: int | None = Field(None, ge=1, description="total training steps across all nodes (default: the task's)")
+    nodes: int | None = Field(None, ge=1, description="stop after this many trained nodes")
+    wall_time_s: float | None = Field(None, gt=0, description="stop starting new segments after this many seconds")
+
+
+class UCTConfig(_Model):
+    c: float = Field(0.5, ge=0, description="exploration constant C of UCT")
+    k_max: int = Field(3, ge=1, le=16, description="most children per node")
+
+
+class ManagerConfig(_Model):
+    name: str = Field("heuristic", description="who proposes child recipes")
+    attempts: int = Field(3, ge=1, le=10, description="tries per parent before the fallback manager decides")
+    fallback: str = Field("heuristic", description="manager used when proposals keep being rejected")
+
+    @field_validator("name", "fallback")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in manager_names():
+            raise ValueError(f"unknown manager {v!r}; choose one of {manager_names()}")
+        return v
+
+
+class StopperConfig(_Model):
+    name: str = Field("rule", description="early stopper")
+    min_fraction: float = Field(0.4, ge=0, le=1, description="no stop before this fraction of a segment")
+    window: int = Field(3, ge=2, description="evaluations the rule stopper fits its trend on")
+    margin: float = Field(0.01, ge=0, description="noise allowance, relative to the best score")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in stopper_names():
+            raise ValueError(f"unknown stopper {v!r}; choose one of {stopper_names()}")
+        return v
+
+
+class SearchConfig(_Model):
+    task: str = Field(description="task name (see `searchmgr tasks`)")
+    seed: int = Field(0, ge=0, description="seed of the root model and of random managers")
+    out: Path | None = Field(None, description="run directory (default runs/<task>-<time>)")
+    segment_steps: int | None = Field(None, ge=1, description="training steps per node (default: the task's)")
+    max_depth: int | None = Field(None, ge=1, le=64, description="segments per schedule (default: the task's)")
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: the task's)")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    uct: UCTConfig = Field(default_factory=UCTConfig)
+    manager: ManagerConfig = Field(default_factory=ManagerConfig)
+    stopper: StopperConfig = Field(default_factory=StopperConfig)
+    task_options: dict[str, Any] = Field(default_factory=dict, description="validated by the task's options model")
+
+    @property
+    def horizon(self) -> int:
+        assert self.segment_steps is not None and self.max_depth is not None
+        return self.segment_steps * self.max_depth
+
+    def check_resolved(self) -> None:
+        """Cross-field checks once task defaults are filled in."""
+        if self.eval_every > self.segment_steps:
+            raise ConfigError(f"eval_every={self.eval_every} exceeds segment_steps={self.segment_steps}; "
+                              "lower eval_every so each segment is evaluated at least once mid-way")
+        if self.budget.steps < self.horizon:
+            raise ConfigError(
+                f"budget.steps={self.budget.steps} cannot pay for the fixed baseline, which needs "
+                f"max_depth x segment_steps = {self.horizon} steps; raise budget.steps or lower max_depth")
+
+
+SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig}
+# keys fixed at creation: resume refuses to change them
+FROZEN_KEYS = ("task", "seed", "segment_steps", "max_depth", "eval_every", "task_options")
+
+
+def parse_value(text: str) -> Any:
+    """``3`` -> int, ``0.1`` -> float, ``true``/``false``/``none`` -> bool/None, else the string."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return text
+
+
+def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
+    """``["budget.steps=400", "seed=3"]`` -> ``{"budget": {"steps": 400}, "seed": 3}``."""
+    out: dict[str, Any] = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"override {word!r} is not key=value (for example budget.steps=400)")
+        parts = key.split(".")
+        if len(parts) > 2:
+            raise ConfigError(f"override key {key!r} is nested too deep; use section.field")
+        if len(parts) == 2:
+            section, field = parts
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown section {section!r} in {key!r}; sections are {sorted(SECTIONS)}")
+            if field not in SECTIONS[section].model_fields:
+                raise ConfigError(f"unknown key {key!r}; {section} has {sorted(SECTIONS[section].model_fields)}")
+            out.setdefault(section, {})[field] = parse_value(value)
+        elif key in SECTIONS or key == "task_options":
+            raise ConfigError(f"{key!r} is a section; set one of its fields, like {key}.<field>=value")
+        elif key in SearchConfig.model_fields:
+            out[key] = parse_value(value)
+        else:
+            out.setdefault("task_options", {})[key] = parse_value(value)
+    return out
+
+
+def merge(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in updates.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def build_config(data: Mapping[str, Any]) -> SearchConfig:
+    try:
+        return SearchConfig.model_validate(dict(data))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{loc}: {msg}" if loc else msg)
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,60 @@
+"""The early-stopper interface: at each evaluation inside a segment, stop or continue.
+
+Only the validation score decides. A stopper never stops before ``ctx.min_step``;
+the search enforces that too, so a faulty stopper cannot prune early.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from searchmgr.tasks.base import Objective
+
+
+@dataclass(frozen=True)
+class StopContext:
+    """The segment under training and what it has to beat."""
+
+    node_id: int
+    depth: int
+    step: int  # global step of this evaluation
+    start_step: int
+    end_step: int
+    min_step: int  # no stop before this global step
+    objective: Objective
+    trajectory: tuple[tuple[int, float], ...]  # (step, validation metric) of this segment so far
+    best_at_depth: float | None  # best validation metric of finished segments ending at end_step
+    best_overall: float | None
+
+    def to_dict(self) -> dict:
+        return {
+            "node": self.node_id, "depth": self.depth, "step": self.step,
+            "segment": [self.start_step, self.end_step], "min_step": self.min_step,
+            "metric": self.objective.metric, "direction": self.objective.direction.value,
+            "trajectory": [[s, float(f"{v:.5g}")] for s, v in self.trajectory],
+            "best_at_depth": self.best_at_depth, "best_overall": self.best_overall,
+        }
+
+
+@dataclass(frozen=True)
+class StopVerdict:
+    stop: bool
+    reason: str
+    record: bool = False  # store this verdict as a decision even when it continues
+    trace: Mapping[str, Any] = field(default_factory=dict)  # raw response, latency, prompt hash ...
+
+
+CONTINUE = StopVerdict(False, "continue")
+
+
+class Stopper(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def should_stop(self, ctx: StopContext) -> StopVerdict:
+        """Decide at one evaluation."""
+
+    def close(self) -> None:
+        """Release resources."""

@@ -1,0 +1,43 @@
+"""``rule``: prune a segment whose validation trend cannot realistically beat the best.
+
+After ``ctx.min_step``, fit the slope of the last ``window`` validation points,
+project it (optimistically, improvements only, times ``optimism``) to the end of
+the segment, and stop when even that projection, plus a noise allowance of
+``margin`` times the best's magnitude, stays worse than the best validation score
+of finished segments at the same depth.
+"""
+
+from __future__ import annotations
+
+from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
+from searchmgr.telemetry import slope
+
+
+class RuleStopper(Stopper):
+    name = "rule"
+
+    def __init__(self, window: int = 3, optimism: float = 1.5, margin: float = 0.01):
+        self.window = window
+        self.optimism = optimism
+        self.margin = margin
+
+    def should_stop(self, ctx: StopContext) -> StopVerdict:
+        if ctx.step < ctx.min_step or ctx.best_at_depth is None or not ctx.trajectory:
+            return CONTINUE
+        u = ctx.objective.utility
+        points = [(s, u(v)) for s, v in ctx.trajectory[-self.window:]]
+        current = points[-1][1]
+        best = u(ctx.best_at_depth)
+        rate = max(slope(points), 0.0) if len(points) >= 2 else 0.0
+        projected = current + self.optimism * rate * (ctx.end_step - ctx.step)
+        allowance = self.margin * abs(best)
+        if projected + allowance < best:
+            return StopVerdict(True, (
+                f"at step {ctx.step} {ctx.objective.metric}={ctx.trajectory[-1][1]:.4g}; even its best recent trend "
+                f"projects to {self._as_metric(ctx, projected):.4g} by step {ctx.end_step}, short of the best at this depth "
+                f"({ctx.best_at_depth:.4g})"))
+        return CONTINUE
+
+    @staticmethod
+    def _as_metric(ctx: StopContext, utility: float) -> float:
+        return utility if ctx.objective.direction.value == "maximize" else -utility

@@ -1,0 +1,63 @@
+"""Pure queries over a snapshot of a run's nodes: paths, the fixed path, the best schedule."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from searchmgr.store import Node, NodeStatus
+from searchmgr.tasks.base import Objective
+
+FIXED = "fixed"
+ROOT = "root"
+
+
+def by_id(nodes: Sequence[Node]) -> dict[int, Node]:
+    return {n.id: n for n in nodes}
+
+
+def children(nodes: Sequence[Node], node_id: int) -> list[Node]:
+    return [n for n in nodes if n.parent_id == node_id]
+
+
+def root(nodes: Sequence[Node]) -> Node:
+    return next(n for n in nodes if n.parent_id is None)
+
+
+def path_to(nodes: Sequence[Node], node_id: int) -> list[Node]:
+    """Root-to-node path, root first."""
+    index = by_id(nodes)
+    out = [index[node_id]]
+    while out[-1].parent_id is not None:
+        out.append(index[out[-1].parent_id])
+    return out[::-1]
+
+
+def fixed_path(nodes: Sequence[Node]) -> list[Node]:
+    """The all-hold path of the fixed recipe, root first (as far as it has been grown)."""
+    out = [root(nodes)]
+    while True:
+        nxt = [c for c in children(nodes, out[-1].id) if c.source == FIXED]
+        if not nxt:
+            return out
+        out.append(nxt[0])
+
+
+def best_leaf(nodes: Sequence[Node], objective: Objective, max_depth: int) -> Node | None:
+    """The finished segment with the best validation score, preferring complete schedules (depth == max_depth)."""
+    done = [n for n in nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
+    complete = [n for n in done if n.depth == max_depth]
+    pool = complete or done
+    if not pool:
+        return None
+    return max(pool, key=lambda n: (objective.utility(n.val_score), -n.id))
+
+
+def best_at_depth(nodes: Sequence[Node], objective: Objective, depth: int) -> float | None:
+    scores = [n.val_score for n in nodes if n.depth == depth and n.status is NodeStatus.DONE and n.val_score is not None]
+    if not scores:
+        return None
+    return max(scores, key=objective.utility)
+
+
+def steps_used(nodes: Sequence[Node]) -> int:
+    return sum(n.steps_trained for n in nodes)
