@@ -26,6 +26,7 @@ from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_confi
 from searchmgr.decision import Decision, verify
 from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
 from searchmgr.managers.base import ManagerError
+from searchmgr.prefetch import Attempt, Prefetcher, Prepared, likely_parents, run_attempts
 from searchmgr.progress import Reporter
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.store import (
@@ -126,6 +127,8 @@ class Search:
         self.fallback = self._make_manager(config.manager.fallback)
         self.stopper = self._make_stopper()
         self.closed: set[int] = set()  # parents no manager could extend with a distinct child this session
+        self.prefetch = self._make_prefetcher()
+        self.propose_s = 0.0  # seconds the loop spent choosing and proposing the next node (training waits)
         self.reporter.start(task.objective.metric, config.budget.steps)
 
     # construction -------------------------------------------------------------
@@ -133,6 +136,12 @@ class Search:
         cls = manager_class(name)
         factory = getattr(cls, "from_config", None)
         return factory(self.config) if factory else cls()
+
+    def _make_prefetcher(self) -> Prefetcher | None:
+        """Prefetch proposals for slow managers (LLMs) unless ``manager.prefetch`` says otherwise."""
+        m = self.config.manager
+        on = m.prefetch if m.prefetch is not None else bool(getattr(self.manager, "slow", False))
+        return Prefetcher(self.manager, m.attempts, m.prefetch_parents) if on else None
 
     def _make_stopper(self) -> Stopper:
         cls = stopper_class(self.config.stopper.name)
@@ -236,12 +245,19 @@ class Search:
             if used + self.config.segment_steps > budget.steps:
                 reason = f"step budget ({budget.steps}) exhausted"
                 break
+            t0 = time.perf_counter()
             node = self._next_node(nodes)
+            self.propose_s += time.perf_counter() - t0
             if node is None:
                 reason = "tree exhausted (every node has k_max children or reached max_depth)"
                 break
+            if self.prefetch is not None:
+                self._speculate(node)
             train_s += self._train(node)
             trained += 1
+        if self.prefetch is not None:
+            for p in self.prefetch.drain():
+                self._record_stale(p, "not needed: the search stopped")
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
 
     def _outcome(self, reason: str, trained: int, wall: float, train_s: float) -> Outcome:
@@ -252,8 +268,10 @@ class Search:
                           tuple(T.path_to(nodes, best.id)) if best else (),
                           fixed[-1] if len(fixed) > 1 else None, T.steps_used(nodes), self.config.budget.steps,
                           trained, wall, train_s)
-        self.store.add_event(self.search_id, "stopped", reason,
-                             data={"wall_s": wall, "train_s": train_s, "nodes_trained": trained})
+        data = {"wall_s": wall, "train_s": train_s, "nodes_trained": trained, "propose_s": self.propose_s}
+        if self.prefetch is not None:
+            data["prefetch"] = {"requested": self.prefetch.requested, "used": self.prefetch.used}
+        self.store.add_event(self.search_id, "stopped", reason, data=data)
         self.reporter.finished(outcome)
         return outcome
 
@@ -322,36 +340,129 @@ class Search:
             budget_left_steps=self.config.budget.steps - T.steps_used(nodes), seed=self.config.seed)
 
     def _propose(self, parent: Node, nodes: list[Node]) -> tuple[dict, int, str] | None:
-        """Ask the manager (then the fallback) until the verifier admits a child; None if nobody can."""
+        """Ask the manager (then the fallback) until the verifier admits a child; None if nobody can.
+
+        A proposal prefetched for this parent while the last segment trained is used when
+        it is still valid for the tree as it stands; otherwise it is recorded as stale.
+        """
         ctx = self.context(parent, nodes)
-        siblings = [s.recipe for s in ctx.siblings]
         rounds = [(self.manager, self.manager.name)]
         if self.fallback is not self.manager:
             rounds.append((self.fallback, f"{self.fallback.name} (fallback)"))
-        for manager, label in rounds:
-            feedback: list[str] = []
-            for attempt in range(self.config.manager.attempts):
-                try:
-                    p = manager.propose(ctx, feedback)
-                except ManagerError as e:
-                    self.store.add_decision(self.search_id, parent.id, DecisionKind.MANAGER, label, verdict="error",
-                                            reason=str(e), context=ctx.to_dict(), attempt=attempt)
-                    self.reporter.rejected(parent.id, label, f"manager error: {e}")
-                    break
-                v = verify(p.raw, self.task.surface, parent.recipe, siblings)
-                raw = p.raw if isinstance(p.raw, str) else json.dumps(p.raw)
-                did = self.store.add_decision(
-                    self.search_id, parent.id, DecisionKind.MANAGER, label,
-                    verdict="accepted" if v.ok else "rejected", reason=None if v.ok else str(v.rejection),
-                    context=p.request or ctx.to_dict(), raw_response=raw,
-                    parsed=v.decision.model_dump() if v.decision else None, attempt=attempt,
-                    prompt_version=p.prompt_version, prompt_hash=p.prompt_hash, latency_s=p.latency_s,
-                    prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens)
-                if v.ok:
-                    return v.recipe, did, label
-                feedback.append(str(v.rejection))
-                self.reporter.rejected(parent.id, label, str(v.rejection))
+        for i, (manager, label) in enumerate(rounds):
+            attempts = self._prefetched(parent, ctx) if i == 0 and self.prefetch is not None else None
+            prefetched = attempts is not None
+            if attempts is None:
+                attempts = run_attempts(manager, ctx, self.config.manager.attempts)
+            result = self._record_attempts(parent, ctx, label, attempts, prefetched)
+            if result is not None:
+                return result
         return None
+
+    def _record_attempts(self, parent: Node, ctx: ProposalContext, label: str, attempts: Sequence[Attempt],
+                         prefetched: bool) -> tuple[dict, int, str] | None:
+        """Store every attempt (main thread); return the admitted child, if any."""
+        for n, a in enumerate(attempts):
+            if a.proposal is None:
+                self.store.add_decision(self.search_id, parent.id, DecisionKind.MANAGER, label, verdict="error",
+                                        reason=a.error, context=ctx.to_dict(), attempt=n, latency_s=a.error_latency_s)
+                self.reporter.rejected(parent.id, label, f"manager error: {a.error}")
+                continue
+            p, v = a.proposal, a.verdict
+            context = dict(p.request or ctx.to_dict())
+            if prefetched:
+                context["prefetched"] = True
+            did = self.store.add_decision(
+                self.search_id, parent.id, DecisionKind.MANAGER, label,
+                verdict="accepted" if v.ok else "rejected", reason=None if v.ok else str(v.rejection),
+                context=context, raw_response=p.raw if isinstance(p.raw, str) else json.dumps(p.raw),
+                parsed=v.decision.model_dump() if v.decision else None, attempt=n,
+                prompt_version=p.prompt_version, prompt_hash=p.prompt_hash, latency_s=p.latency_s,
+                prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens)
+            if v.ok:
+                return v.recipe, did, label
+            self.reporter.rejected(parent.id, label, str(v.rejection))
+        return None
+
+    # prefetching (slow managers) --------------------------------------------------
+    def _speculate(self, training: Node) -> None:
+        """While ``training`` trains, ask for the parents UCT will likely select once it finishes."""
+        cfg = self.config
+        nodes = self.nodes()
+        self._drop_outdated(nodes)
+        if any(n.status in (NodeStatus.PENDING, NodeStatus.INTERRUPTED) and n.id != training.id for n in nodes):
+            return  # unfinished nodes come first
+        if T.fixed_path(nodes)[-1].depth < cfg.max_depth:
+            return  # the fixed path is still growing: no proposal needed next
+        used_after = T.steps_used(nodes) - training.steps_trained + (training.end_step - training.start_step)
+        if used_after + cfg.segment_steps > cfg.budget.steps:
+            return
+        if cfg.budget.nodes is not None and sum(n.depth > 0 and n.status.finished for n in nodes) + 1 >= cfg.budget.nodes:
+            return
+        index = T.by_id(nodes)
+        parent = index[training.parent_id]
+        candidates = likely_parents(self._view(nodes), training.id, c=cfg.uct.c, k_max=cfg.uct.k_max,
+                                    max_depth=cfg.max_depth, parent_utility=parent.utility)
+        for pid in candidates[:self.prefetch.width]:
+            children = tuple(c.id for c in T.children(nodes, pid))
+            if self.prefetch.has(pid, children):
+                continue
+            old = self.prefetch.pop(pid)
+            if old is not None:
+                self._record_stale(old, "its parent gained a child since it was requested")
+            self.prefetch.submit(self.context(index[pid], nodes), children)
+
+    def _prefetched(self, parent: Node, ctx: ProposalContext) -> tuple[Attempt, ...] | None:
+        """The prepared attempts for ``parent`` if still valid (waiting for them if in flight), else None."""
+        prepared = self.prefetch.pop(parent.id)
+        if prepared is None:
+            return None
+        children = tuple(s.node_id for s in ctx.siblings)
+        if prepared.children != children:
+            self._record_stale(prepared, "its parent gained a child since it was requested")
+            return None
+        attempts = prepared.future.result()  # blocks only if the answer is still on its way
+        last = attempts[-1]
+        if last.verdict is not None and last.verdict.ok:
+            again = verify(last.proposal.raw, self.task.surface, parent.recipe, [s.recipe for s in ctx.siblings])
+            if not again.ok:
+                self._record_stale(prepared, f"no longer valid for the current siblings ({again.rejection})")
+                return None
+        self.prefetch.used += 1
+        return attempts
+
+    def _drop_outdated(self, nodes: list[Node]) -> None:
+        view = self._view(nodes)
+        usable = {n.id for n in view.nodes.values() if n.expandable}
+        children_of = {nid: kids for nid, kids in view.children.items()}
+        for p in self.prefetch.outdated(children_of, usable):
+            self._record_stale(p, "its parent changed or can no longer be expanded")
+
+    def _record_stale(self, prepared: Prepared, why: str) -> None:
+        """Log a dropped prefetched request (every attempt of it) with verdict ``stale``."""
+        label = self.manager.name
+        if not prepared.future.done() or prepared.future.cancelled():
+            self.store.add_decision(self.search_id, prepared.parent_id, DecisionKind.MANAGER, label, verdict="stale",
+                                    reason=f"stale: {why}; dropped while the request was still in flight",
+                                    context={**prepared.ctx.to_dict(), "prefetched": True})
+            return
+        for n, a in enumerate(prepared.future.result()):
+            if a.proposal is None:
+                self.store.add_decision(self.search_id, prepared.parent_id, DecisionKind.MANAGER, label,
+                                        verdict="stale", reason=f"stale: {why}; manager error: {a.error}",
+                                        context={**prepared.ctx.to_dict(), "prefetched": True}, attempt=n,
+                                        latency_s=a.error_latency_s)
+                continue
+            p, v = a.proposal, a.verdict
+            said = "admitted" if v.ok else f"rejected ({v.rejection})"
+            self.store.add_decision(
+                self.search_id, prepared.parent_id, DecisionKind.MANAGER, label, verdict="stale",
+                reason=f"stale: {why}; the verifier had {said}",
+                context={**(p.request or prepared.ctx.to_dict()), "prefetched": True},
+                raw_response=p.raw if isinstance(p.raw, str) else json.dumps(p.raw),
+                parsed=v.decision.model_dump() if v.decision else None, attempt=n,
+                prompt_version=p.prompt_version, prompt_hash=p.prompt_hash, latency_s=p.latency_s,
+                prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens)
 
     # training -------------------------------------------------------------------
     def _train(self, node: Node) -> float:
@@ -387,10 +498,13 @@ class Search:
                 if verdict.stop or verdict.record:
                     self.store.add_decision(
                         self.search_id, node.id, DecisionKind.STOPPER, self.stopper.name,
-                        verdict="stop" if stop else "continue", reason=verdict.reason, context=ctx.to_dict(),
+                        verdict="stop" if stop else "continue", reason=verdict.reason,
+                        context=verdict.trace.get("context") or ctx.to_dict(),
                         raw_response=verdict.trace.get("raw"), latency_s=verdict.trace.get("latency_s"),
                         prompt_version=verdict.trace.get("prompt_version"),
-                        prompt_hash=verdict.trace.get("prompt_hash"), applied=stop)
+                        prompt_hash=verdict.trace.get("prompt_hash"), applied=stop,
+                        prompt_tokens=verdict.trace.get("prompt_tokens"),
+                        completion_tokens=verdict.trace.get("completion_tokens"))
             callback_s += time.perf_counter() - t0
             return stop
 
@@ -442,6 +556,8 @@ class Search:
                                     T.steps_used(nodes), done)
 
     def close(self) -> None:
+        if self.prefetch is not None:
+            self.prefetch.close()
         self.manager.close()
         self.fallback.close()
         self.stopper.close()

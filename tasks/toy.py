@@ -9,6 +9,7 @@ validation loss turns up: dropout and weight decay are what a schedule can add.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn as nn
@@ -25,6 +26,7 @@ class ToyOptions(TaskOptions):
     n_train: int = Field(48, ge=8, description="training samples (few, so the model overfits)")
     noise: float = Field(0.5, ge=0.0, description="label noise standard deviation")
     width: int = Field(128, ge=4, description="hidden width of the MLP")
+    step_delay_s: float = Field(0.0, ge=0.0, le=1.0, description="sleep per step, to mimic slow training in tests")
 
 
 class MLP(nn.Module):
@@ -132,6 +134,8 @@ class ToyTask(Task):
             loss.backward()
             opt.step()
             step += 1
+            if self.options.step_delay_s:
+                time.sleep(self.options.step_delay_s)
             # evaluate
             last = i == segment.steps
             if i % segment.eval_every == 0 or last:

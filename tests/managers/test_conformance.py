@@ -1,0 +1,80 @@
+"""One conformance suite for every registered manager and stopper."""
+
+import pytest
+
+from searchmgr.decision import verify
+from searchmgr.managers import REGISTRY as MANAGERS, Proposal, manager_class
+from searchmgr.stoppers import REGISTRY as STOPPERS, StopContext, StopVerdict, stopper_class
+from searchmgr.tasks import make_task
+
+from manager_contexts import DIVERGED, HEALTHY, OVERFIT, make_context
+
+# managers that need more than a bare constructor (an endpoint, a recorded run) register a factory here
+MANAGER_FACTORIES = {"heuristic": lambda: manager_class("heuristic")(), "random": lambda: manager_class("random")()}
+STOPPER_FACTORIES = {"rule": lambda: stopper_class("rule")(), "none": lambda: stopper_class("none")()}
+
+
+def test_every_registered_manager_and_stopper_is_covered():
+    assert set(MANAGERS) <= set(MANAGER_FACTORIES), "add a factory for the new manager"
+    assert set(STOPPERS) <= set(STOPPER_FACTORIES), "add a factory for the new stopper"
+
+
+@pytest.mark.parametrize("name", sorted(MANAGER_FACTORIES))
+@pytest.mark.parametrize("hist", [OVERFIT, HEALTHY, DIVERGED, []], ids=["overfit", "healthy", "diverged", "empty"])
+def test_manager_proposals_pass_the_verifier(name, hist):
+    manager = MANAGER_FACTORIES[name]()
+    ctx = make_context(hist=hist)
+    p = manager.propose(ctx)
+    assert isinstance(p, Proposal) and p.source
+    assert verify(p.raw, ctx.surface, ctx.parent_recipe).ok
+
+
+@pytest.mark.parametrize("name", sorted(MANAGER_FACTORIES))
+def test_manager_proposes_distinct_children(name):
+    manager = MANAGER_FACTORIES[name]()
+    siblings = []
+    for _ in range(3):
+        ctx = make_context(siblings=siblings)
+        v = verify(manager.propose(ctx).raw, ctx.surface, ctx.parent_recipe, siblings)
+        assert v.ok, v.rejection
+        siblings.append(v.recipe)
+
+
+@pytest.mark.parametrize("name", sorted(MANAGER_FACTORIES))
+@pytest.mark.parametrize("task", ["arm_scared", "tinystories_overfit"])
+def test_manager_handles_other_families(name, task):
+    try:
+        ctx = make_context(task_name=task, hist=[])
+    except Exception as e:  # noqa: BLE001 - the task module may not be present in this checkout
+        pytest.fail(f"task {task} cannot be built: {e}")
+    p = MANAGER_FACTORIES[name]().propose(ctx)
+    assert verify(p.raw, ctx.surface, ctx.parent_recipe).ok
+
+
+def stop_context(step, trajectory, best, min_step=40):
+    obj = make_task("toy", {"preset": "smoke"}).objective
+    return StopContext(5, 2, step, 0, 100, min_step, obj, tuple(trajectory), best, best)
+
+
+@pytest.mark.parametrize("name", sorted(STOPPER_FACTORIES))
+def test_stopper_never_stops_before_min_step(name):
+    stopper = STOPPER_FACTORIES[name]()
+    hopeless = [(10, 5.0), (20, 5.5), (30, 6.0)]
+    v = stopper.should_stop(stop_context(30, hopeless, best=1.0))
+    assert isinstance(v, StopVerdict) and not v.stop
+
+
+@pytest.mark.parametrize("name", sorted(STOPPER_FACTORIES))
+def test_stopper_continues_without_a_best(name):
+    v = STOPPER_FACTORIES[name]().should_stop(stop_context(60, [(20, 5.0), (40, 5.5), (60, 6.0)], best=None))
+    assert not v.stop
+
+
+def test_rule_stopper_judges_the_trend():
+    stopper = STOPPER_FACTORIES["rule"]()
+    # far behind and getting worse: stop
+    assert stopper.should_stop(stop_context(60, [(40, 2.0), (50, 2.1), (60, 2.2)], best=1.0)).stop
+    # behind now but falling fast enough to catch up by step 100: continue
+    assert not stopper.should_stop(stop_context(60, [(40, 1.6), (50, 1.4), (60, 1.2)], best=1.0)).stop
+    # level with the best: continue
+    assert not stopper.should_stop(stop_context(60, [(40, 1.0), (50, 1.0), (60, 1.005)], best=1.0)).stop
