@@ -1,0 +1,57 @@
+"""Benchmark the search machinery: overhead share and search-vs-fixed at the same step budget.
+
+    .venv/bin/python scripts/bench_search.py toy
+    .venv/bin/python scripts/bench_search.py tinystories_overfit budget.steps=6000
+
+For each task it runs one `heuristic` search (task defaults unless overridden) and prints:
+wall time of the whole explore() call, seconds inside training segments (the task's own
+steps and evaluations), the share of wall time outside training (search, UCT, store,
+checkpoints, start-up of the root), and the best validation score of the search against
+its fixed recipe (the base recipe held over the same horizon, trained inside the same run).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from searchmgr import tree as T
+from searchmgr.search import explore
+from searchmgr.store import NodeStatus, TreeStore
+
+
+def bench(task: str, words: list[str]) -> dict:
+    out = Path(tempfile.mkdtemp(prefix=f"bench-{task}-")) / "run"
+    t0 = time.perf_counter()
+    outcome = explore([f"task={task}", f"out={out}", *words])
+    wall = time.perf_counter() - t0
+    with TreeStore(out / "tree.db") as store:
+        nodes = store.nodes(store.search()["id"])
+    train_s = sum(n.train_s or 0.0 for n in nodes)
+    return {
+        "task": task, "wall_s": wall, "train_s": train_s, "outside_share": 1 - train_s / wall,
+        "steps": T.steps_used(nodes), "nodes": sum(n.depth > 0 for n in nodes),
+        "pruned": sum(n.status is NodeStatus.PRUNED for n in nodes),
+        "best": outcome.best.val_score, "best_test": outcome.best.test_score,
+        "fixed": outcome.fixed.val_score, "fixed_test": outcome.fixed.test_score, "run": out,
+    }
+
+
+def main(argv: list[str]) -> None:
+    tasks = [a for a in argv if "=" not in a] or ["toy"]
+    words = [a for a in argv if "=" in a]
+    rows = [bench(t, words) for t in tasks]
+    print(f"\n{'task':<22}{'wall s':>9}{'train s':>9}{'outside':>9}{'steps':>8}{'nodes':>7}{'pruned':>8}"
+          f"{'best val':>10}{'fixed val':>11}{'best test':>11}{'fixed test':>11}")
+    for r in rows:
+        print(f"{r['task']:<22}{r['wall_s']:>9.1f}{r['train_s']:>9.1f}{100 * r['outside_share']:>8.2f}%"
+              f"{r['steps']:>8}{r['nodes']:>7}{r['pruned']:>8}{r['best']:>10.4f}{r['fixed']:>11.4f}"
+              f"{r['best_test']:>11.4f}{r['fixed_test']:>11.4f}")
+    for r in rows:
+        print(f"{r['task']}: run kept at {r['run']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
