@@ -101,7 +101,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if args.decisions:
             from searchmgr.traces import render_decisions
 
-            console.print(render_decisions(store, row["id"]))
+            console.print(render_decisions(store, row["id"]), markup=False, highlight=False)  # LLM text is not markup
     return 0
 
 
@@ -110,6 +110,54 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = schedule.save(args.output)
     _console().print(f"wrote {path}: {len(schedule.segments)} segments, {schedule.objective['metric']}="
                      f"{_fmt(schedule.val_score)} (fixed {_fmt(schedule.fixed.get('val_score'))})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from searchmgr.analysis.report import write_report
+
+    report = write_report(args.run, args.output, k=args.top_k)
+    s, an = report.summary, report.analysis
+    console = _console()
+    console.print(f"best {s.metric}={_fmt(s.best_val)} (test {_fmt(s.best_test)}), fixed {_fmt(s.fixed_val)} "
+                  f"(test {_fmt(s.fixed_test)}); capacity-vs-regularization: {an.verdict.value} — {an.reason}",
+                  markup=False)
+    console.print(f"report written to {report.folder}: {report.markdown.name}, {report.html.name} "
+                  "(self-contained), tree.png, curves.png, knobs.png, summary.json")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from searchmgr.analysis.report import analyze_table, write_analyze
+
+    result = write_analyze(args.runs, args.output, k=args.top_k)
+    console = _console()
+    table = analyze_table(result.rows)
+    rich_table = Table(box=None, header_style="bold")
+    for col in table.header:
+        rich_table.add_column(col)
+    for row in table.rows:
+        rich_table.add_row(*row)
+    console.print(rich_table)
+    console.print(f"analysis written to {result.folder}: {result.markdown.name}, {result.html.name}, analyze.png, "
+                  "analyze.json")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+
+    from searchmgr.replay import replay
+
+    console = _console()
+    result = replay(args.schedule, args.overrides,
+                    on_eval=(lambda step, m: console.print(f"  step {step}: " + " ".join(
+                        f"{k}={v:.4g}" for k, v in m.items()))) if args.verbose else None)
+    console.print(result.render(), markup=False)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=2))
+        console.print(f"wrote {args.json}")
     return 0
 
 
@@ -136,6 +184,32 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", type=Path, metavar="RUN")
     x.add_argument("-o", "--output", type=Path, default=Path("schedule.json"), help="output file (schedule.json)")
     x.set_defaults(fn=cmd_export)
+    r = sub.add_parser("report", help="write a run's report (Markdown, HTML, figures) and print where it is",
+                       description="Write a report folder for one run: the tree, best-vs-fixed curves, knob "
+                       "trajectories with their capacity-vs-regularization labels, the decisions along the best path "
+                       "and a summary table, as report.md + PNGs and a self-contained report.html.")
+    r.add_argument("run", type=Path, metavar="RUN")
+    r.add_argument("-o", "--output", type=Path, default=None, help="report folder (default RUN/report)")
+    r.add_argument("-k", "--top-k", type=int, default=5, help="paths compared with the best one (5)")
+    r.set_defaults(fn=cmd_report)
+    a = sub.add_parser("analyze", help="aggregate several runs (tasks, seeds) into one table and figure",
+                       description="Classify each run's knob trajectories and judge 'capacity accumulates, "
+                       "regularization oscillates' per run; write analyze.md/.html/.png/.json.")
+    a.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    a.add_argument("-o", "--output", type=Path, default=Path("reports/analysis"),
+                   help="output folder (reports/analysis)")
+    a.add_argument("-k", "--top-k", type=int, default=5, help="paths compared with the best one per run (5)")
+    a.set_defaults(fn=cmd_analyze)
+    y = sub.add_parser("replay", help="train from scratch following an exported schedule; compare with the search",
+                       description="Train the schedule's task from scratch, segment by segment under the "
+                       "schedule's recipes, and print the scores reached beside those the search recorded. "
+                       "Overrides: seed=, eval_every= and task options (preset=, data= ...). "
+                       "Example: searchmgr replay schedule.json seed=1")
+    y.add_argument("schedule", type=Path, metavar="SCHEDULE.json")
+    y.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    y.add_argument("--json", type=Path, default=None, help="also write the comparison as JSON here")
+    y.add_argument("-v", "--verbose", action="store_true", help="print every evaluation")
+    y.set_defaults(fn=cmd_replay)
     return p
 
 

@@ -1,0 +1,148 @@
+"""A finished (or stopped) run read once from its store into a frozen snapshot for analysis.
+
+Everything in :mod:`searchmgr.analysis` works on :class:`RunData`, so reports and
+aggregations never hold a database open and never change a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from searchmgr import tree as T
+from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore
+from searchmgr.surface import Role, Scale
+from searchmgr.tasks import Direction, Objective
+
+
+@dataclass(frozen=True)
+class KnobInfo:
+    """What analysis needs of a knob, read from the surface stored with the run."""
+
+    name: str
+    low: float
+    high: float
+    scale: Scale
+    role: Role
+    effect: str = ""
+
+    @classmethod
+    def from_description(cls, d: dict) -> "KnobInfo":
+        low, high = d["range"]
+        return cls(d["name"], float(low), float(high), Scale(d["scale"]), Role(d["role"]), d.get("effect", ""))
+
+    def transform(self, value: float) -> float:
+        """The value on the knob's own scale (natural log for log-scale knobs)."""
+        return math.log(value) if self.scale is Scale.LOG else float(value)
+
+    @property
+    def span(self) -> float:
+        """Width of the knob's range on its own scale."""
+        return self.transform(self.high) - self.transform(self.low)
+
+
+@dataclass(frozen=True)
+class DecisionCounts:
+    accepted: int
+    rejected: int
+    errors: int
+    stopper_stops: int
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A snapshot of one run: config, surface, nodes, their metrics and decisions."""
+
+    run_dir: Path
+    task: str
+    config: dict[str, Any]
+    info: dict[str, Any]
+    objective: Objective
+    knobs: tuple[KnobInfo, ...]
+    nodes: tuple[Node, ...]
+    metrics: dict[int, list[tuple[int, dict[str, float]]]]  # node id -> [(step, {key: value})]
+    decisions: dict[int, dict | None]  # node id -> parsed decision that created it
+    counts: DecisionCounts
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.config["max_depth"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} seed={self.seed} ({self.run_dir.name})"
+
+    def knob(self, name: str) -> KnobInfo:
+        return next(k for k in self.knobs if k.name == name)
+
+    def node(self, node_id: int) -> Node:
+        return T.by_id(self.nodes)[node_id]
+
+    def best_leaf(self) -> Node | None:
+        return T.best_leaf(self.nodes, self.objective, self.max_depth)
+
+    def best_path(self) -> list[Node]:
+        """Root-to-leaf path of the best finished segment (root first); empty if nothing finished."""
+        best = self.best_leaf()
+        return T.path_to(self.nodes, best.id) if best else []
+
+    def fixed_path(self) -> list[Node]:
+        return T.fixed_path(self.nodes)
+
+    def top_paths(self, k: int) -> list[list[Node]]:
+        """The ``k`` best root-to-leaf paths, best first (the first is :meth:`best_path`).
+
+        Leaves are finished (``done``) segments ranked like :func:`searchmgr.tree.best_leaf`:
+        complete schedules (depth == max_depth) first, then by validation utility.
+        """
+        done = [n for n in self.nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
+        complete = [n for n in done if n.depth == self.max_depth]
+        pool = complete or done
+        ranked = sorted(pool, key=lambda n: (self.objective.utility(n.val_score), -n.id), reverse=True)
+        return [T.path_to(self.nodes, n.id) for n in ranked[:k]]
+
+    def steps_used(self) -> int:
+        return T.steps_used(self.nodes)
+
+
+def _objective(task: str) -> Objective:
+    """The objective of ``task``; from its class when installed, else a val/loss guess."""
+    from searchmgr.tasks import UnknownTask, task_class
+
+    try:
+        return task_class(task).objective
+    except UnknownTask:
+        return Objective("val/loss", Direction.MINIMIZE, "test/loss")
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read the run at ``run_dir`` (a directory made by ``searchmgr explore``)."""
+    from searchmgr.search import DB_NAME, RunNotFound
+
+    run_dir = Path(run_dir)
+    if not (run_dir / DB_NAME).exists():
+        raise RunNotFound(run_dir)
+    with TreeStore(run_dir / DB_NAME) as store:
+        row = store.search()
+        nodes = tuple(store.nodes(row["id"]))
+        metrics = {n.id: store.metrics(n.id) for n in nodes}
+        decisions = {n.id: (store.decision(n.decision_id).parsed if n.decision_id else None) for n in nodes}
+        records = store.decisions(row["id"])
+    manager = [d for d in records if d.kind is DecisionKind.MANAGER]
+    counts = DecisionCounts(
+        accepted=sum(d.verdict == "accepted" for d in manager),
+        rejected=sum(d.verdict == "rejected" for d in manager),
+        errors=sum(d.verdict == "error" for d in manager),
+        stopper_stops=sum(d.kind is DecisionKind.STOPPER and d.applied for d in records),
+    )
+    return RunData(
+        run_dir=run_dir, task=row["task"], config=row["config"], info=row["info"],
+        objective=_objective(row["task"]),
+        knobs=tuple(KnobInfo.from_description(d) for d in row["surface"]),
+        nodes=nodes, metrics=metrics, decisions=decisions, counts=counts)
