@@ -75,7 +75,10 @@ def plot_tree(run: RunData) -> Figure:
             xs, ys = zip(*(pos[n.id] for n in path))
             ax.plot(xs, ys, style, color=colour, lw=lw, alpha=alpha, zorder=z, gid=gid, label=label)
     # nodes
-    scores = [n.val_score for n in nodes if n.val_score is not None and math.isfinite(n.val_score)]
+    # colour scale from finished segments (a pruned segment's score is partial; it is clipped to this range)
+    finite = [n for n in nodes if n.val_score is not None and math.isfinite(n.val_score) and n.depth > 0]
+    done_scores = [n.val_score for n in finite if n.status is NodeStatus.DONE]
+    scores = done_scores if len(set(done_scores)) > 1 else [n.val_score for n in finite]
     norm = Normalize(min(scores), max(scores)) if scores else Normalize(0, 1)
     cmap = _cmap(run)
     styles = {NodeStatus.DONE: dict(marker="o", s=70, edgecolors="black", linewidths=0.6),
@@ -104,7 +107,8 @@ def plot_tree(run: RunData) -> Figure:
         x, y = pos[n.id]
         ax.annotate(str(n.id), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=6, color="#555555")
     if mappable is not None:
-        cb = fig.colorbar(mappable, ax=ax, pad=0.01)
+        outside = any(not norm.vmin <= n.val_score <= norm.vmax for n in finite)
+        cb = fig.colorbar(mappable, ax=ax, pad=0.01, extend="both" if outside else "neither")
         better = "lower" if run.objective.direction is Direction.MINIMIZE else "higher"
         cb.set_label(f"{run.objective.metric} (brighter = better, {better})")
     ax.set_xlabel("depth (segment)")

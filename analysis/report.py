@@ -203,6 +203,13 @@ def classification_table(an: Analysis) -> Table:
                  tuple(rows))
 
 
+def _gap(metrics: dict[str, float], metric: str, tkey: str | None) -> float | None:
+    """Validation minus training metric at an evaluation (the generalisation gap for losses)."""
+    if tkey is None or tkey not in metrics or metric not in metrics:
+        return None
+    return metrics[metric] - metrics[tkey]
+
+
 def decisions_table(run: RunData) -> Table:
     """Per segment of the best path: the decision that created it and what happened."""
     fixed_by_depth = {n.depth: n for n in run.fixed_path()}
@@ -217,8 +224,11 @@ def decisions_table(run: RunData) -> Table:
         delta = (n.val_score - before) / abs(before) if before not in (None, 0) and n.val_score is not None else None
         obs = f"{run.objective.metric} {fmt(before)} → {fmt(n.val_score)}" + (f" ({pct(delta)})" if delta is not None
                                                                              else "")
-        if tkey and tkey in end and run.objective.metric in end:
-            obs += f"; val−train gap {end[run.objective.metric] - end[tkey]:.3g}"
+        gap_after = _gap(end, run.objective.metric, tkey)
+        if gap_after is not None:
+            prev = run.metrics.get(parent.id, [])
+            gap_before = _gap(prev[-1][1], run.objective.metric, tkey) if prev else None
+            obs += f"; val−train gap {fmt(gap_before, 3)} → {gap_after:.3g}"
         f = fixed_by_depth.get(n.depth)
         rows.append((str(n.depth), str(n.id), f"{n.start_step}–{n.end_step}", n.source,
                      " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()), d.get("diagnosis", "-"), _updates(d),
@@ -272,8 +282,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, k: int = 5,
         Image(files["tree"], "Nodes by depth, coloured by validation score; squares were pruned, red crosses "
                              "failed; orange: best path, blue dashed: fixed recipe."),
         Heading("Curves"),
-        Image(files["curves"], f"{run.objective.metric} (solid) and {train_key(run) or 'training metric'} (dashed) "
-                               "along the best path and the fixed recipe."),
+        Image(files["curves"], f"{run.objective.metric} (top) and {train_key(run) or 'no training metric'} "
+                               "(bottom) along the best path (orange) and the fixed recipe (blue, dashed)."),
         Heading("Knobs along the best path"),
         Image(files["knobs"], f"Best path bold, the other top-{k} paths faint, the fixed recipe dashed."),
         classification_table(an),
