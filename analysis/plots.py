@@ -135,7 +135,10 @@ def plot_curves(run: RunData) -> Figure:
         for n in segments(run.best_path()):
             ax.axvline(n.end_step, color="#dddddd", lw=0.8, zorder=0)
         ax.set_ylabel(key)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no finished segment yet", ha="center", va="center", transform=ax.transAxes)
     axes[0, 0].set_title(f"{run.task}: best path vs fixed recipe (segment ends as grey lines)")
     axes[-1, 0].set_xlabel("training step")
     fig.tight_layout()
@@ -168,7 +171,8 @@ def plot_knobs(run: RunData, analysis: Analysis, k: int = 5) -> Figure:
             title += f": {r.best.label.value} on the best path, {r.agreement}/{r.k} of top-{r.k} agree"
         ax.set_title(title, fontsize=9, loc="left")
         ax.set_ylabel(kn.name)
-    axes[0, 0].legend(fontsize=7, loc="best")
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("training step")
     fig.tight_layout()
     return fig
