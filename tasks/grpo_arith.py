@@ -1,0 +1,458 @@
+"""grpo_arith: GRPO post-training (trl's ``GRPOTrainer``) of a small LM on verifiable arithmetic.
+
+The LLMZero setting at a scale a CPU can run. A policy answers problems such as
+``0347+0085=`` with an integer and an end token; two reward functions score each
+completion: ``correctness_reward`` (1 for the exact answer) and ``format_reward``
+(1 for a single integer that ends with the end token, weighted 0.2). The search
+objective is greedy-decoding accuracy on a fixed validation set; a disjoint test
+set is reported at the end of each segment.
+
+Offline by default: a small GPT-2 built from a ``transformers`` config and a
+character tokenizer built here, first brought to a non-trivial accuracy by a short
+supervised warm-up that is cached on disk (``_arith.py``). The warm-up model is
+also trl's reference model for the KL term. ``model=`` takes any causal LM path
+or hub name instead (with a GPU; it gets the same warm-up).
+
+Knobs (applied at segment boundaries; each segment builds a fresh ``GRPOTrainer``
+from the parent's checkpoint): ``lr`` (optimizer), ``beta`` (KL to the warm-up
+model; regularization), ``temperature`` (sampling; exploration), ``epsilon``
+(PPO-style clipping of the policy ratio; regularization), ``max_completion_length``
+and ``num_generations`` (capacity). Every optimizer step trains on a fixed number
+of completions (the preset's ``batch``); trl requires ``num_generations >= 2`` and
+that it divides that batch, and the action surface's constraint rejects anything
+else. Each generation round is reused for ``num_iterations`` optimizer steps (trl's
+mu), so the policy ratio moves away from 1 and ``epsilon`` matters.
+
+Learning-rate schedule: constant within a segment (the recipe's ``lr``), as in most
+GRPO recipes; a schedule is what the search discovers across segments.
+
+Resuming is exact: the checkpoint holds the model, the AdamW state, the global
+step, the run's seed (the training prompts are a pure function of seed and step),
+the RNG states, and trl's buffered generation round when a segment ends inside
+one. Two segments of N steps give the same parameters as one of 2N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import warnings
+import random
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+from searchmgr.surface import ActionSurface, Knob, Recipe, Role, Scale
+from searchmgr.tasks._arith import (
+    WarmupSpec, correctness_reward, format_reward, greedy_accuracy, held_out_sets, train_problem, warm_start,
+)
+from searchmgr.tasks.base import (
+    Direction, Family, Objective, OnEval, SearchDefaults, Segment, SegmentResult, Task, TaskOptions,
+)
+
+FORMAT_WEIGHT = 0.25  # weight of format_reward (correctness has weight 1); a power of two keeps group stds exactly 0
+
+# trl's log keys -> our namespaced telemetry keys (averaged over the steps since the last evaluation)
+TRL_KEYS = {
+    "reward": "train/reward_mean",
+    "reward_std": "train/reward_std",
+    "rewards/correctness_reward/mean": "train/reward_correct",
+    "rewards/format_reward/mean": "train/reward_format",
+    "frac_reward_zero_std": "train/frac_zero_std",  # share of prompt groups whose rewards are all equal
+    "kl": "train/kl",
+    "entropy": "train/entropy",
+    "completions/mean_length": "train/completion_length",
+    "completions/clipped_ratio": "train/clipped_ratio",  # completions cut at max_completion_length
+    "clip_ratio/region_mean": "train/clip_region",  # tokens whose policy ratio was clipped by epsilon
+    "loss": "train/loss",
+    "grad_norm": "train/grad_norm",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    digits: int  # operand digits
+    n_layer: int
+    n_embd: int
+    n_head: int
+    warmup_steps: int  # supervised warm-up steps (cached)
+    warmup_batch: int
+    warmup_lr: float
+    n_val: int
+    n_test: int
+    batch: int  # completions per optimizer step (trl's per_device_train_batch_size)
+    num_iterations: int  # optimizer steps per generation round (trl's mu)
+    lr: float  # base recipe
+    lr_range: tuple[float, float]
+    num_generations: int  # base recipe
+    search: SearchDefaults
+
+
+PRESETS: dict[str, Preset] = {
+    # seconds: for tests; the tiny warm-up leaves the model weak but GRPO runs end to end
+    "smoke": Preset(digits=1, n_layer=1, n_embd=32, n_head=2, warmup_steps=150, warmup_batch=64, warmup_lr=3e-3,
+                    n_val=40, n_test=40, batch=12, num_iterations=2, lr=1e-3, lr_range=(1e-5, 1e-2),
+                    num_generations=4,
+                    search=SearchDefaults(segment_steps=4, max_depth=2, budget_steps=24, eval_every=2)),
+    # minutes on a CPU: two-digit addition and subtraction, warm-up to about a third correct
+    "default": Preset(digits=2, n_layer=2, n_embd=64, n_head=4, warmup_steps=1400, warmup_batch=64, warmup_lr=3e-3,
+                      n_val=200, n_test=200, batch=48, num_iterations=2, lr=1e-3, lr_range=(1e-5, 1e-2),
+                      num_generations=8,
+                      search=SearchDefaults(segment_steps=40, max_depth=4, budget_steps=640, eval_every=10)),
+    # a GPU: four-digit problems, a larger GPT-2 (or model=<causal LM>), bigger batches
+    "gpu": Preset(digits=4, n_layer=6, n_embd=256, n_head=8, warmup_steps=6000, warmup_batch=256, warmup_lr=1e-3,
+                  n_val=500, n_test=500, batch=256, num_iterations=2, lr=3e-4, lr_range=(1e-6, 3e-3),
+                  num_generations=16,
+                  search=SearchDefaults(segment_steps=100, max_depth=5, budget_steps=4000, eval_every=25)),
+}
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class GrpoArithOptions(TaskOptions):
+    """Options of ``grpo_arith``; fields left unset take the preset's value."""
+
+    preset: Literal["default", "smoke", "gpu"] = Field(
+        "default", description="sizes and budgets: default (minutes on a CPU), smoke (tests), gpu (real scale)")
+    model: str | None = Field(
+        None, description="a causal LM path or hub name to post-train instead of the offline GPT-2 (needs its weights)")
+    device: str = Field(default_factory=_default_device, description="torch device: cpu or cuda")
+    warmup_steps: int | None = Field(None, ge=0, description="supervised warm-up steps before GRPO (cached on disk)")
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        if v not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {v!r}")
+        if v == "cuda" and not torch.cuda.is_available():
+            raise ValueError("CUDA is not available on this machine; use device=cpu")
+        return v
+
+
+def divisors_from_two(n: int) -> list[int]:
+    return [g for g in range(2, n + 1) if n % g == 0]
+
+
+def make_surface(p: Preset) -> ActionSurface:
+    valid = [d for d in divisors_from_two(p.batch) if d <= 32]
+    g_hi = max(valid)
+    answer_tokens = p.digits + 2  # sign or carry digit, digits, end token
+
+    def trl_rules(r) -> str | None:
+        g = int(r["num_generations"])
+        if g < 2:
+            return f"num_generations={g}: GRPO needs at least 2 generations per prompt to compute advantages"
+        if p.batch % g != 0:
+            return (f"num_generations={g} must divide the {p.batch} completions of a step (trl: generation_batch_size "
+                    f"must be divisible by num_generations); choose one of {valid}")
+        return None
+
+    return ActionSurface((
+        Knob("lr", p.lr_range[0], p.lr_range[1], Scale.LOG, 1.0, Role.OPTIMIZER,
+             "AdamW learning rate of the policy (constant within a segment)",
+             caution="too high collapses the policy: reward variance vanishes and KL blows up"),
+        Knob("beta", 1e-3, 1.0, Scale.LOG, 1.0, Role.REGULARIZATION,
+             "KL coefficient towards the warm-up (reference) model",
+             caution="large values pin the policy to the reference and stall learning"),
+        Knob("temperature", 0.3, 2.0, Scale.LOG, 0.5, Role.EXPLORATION,
+             "sampling temperature of the training completions (evaluation is greedy)",
+             caution="low values make a group's completions identical: zero reward variance, no signal"),
+        Knob("epsilon", 0.05, 0.5, Scale.LINEAR, 0.2, Role.REGULARIZATION,
+             "clipping range of the policy ratio (1 +- epsilon) on reused generations"),
+        Knob("max_completion_length", 2, answer_tokens + 6, Scale.LINEAR, 0.25, Role.CAPACITY,
+             f"most tokens a completion may have (a correct answer needs up to {answer_tokens})", integer=True,
+             caution=f"below {answer_tokens} long answers are truncated and score zero"),
+        Knob("num_generations", 2, g_hi, Scale.LOG, 1.0, Role.CAPACITY,
+             f"completions sampled per prompt (the group); prompts per step = {p.batch} / num_generations",
+             integer=True, caution=f"must divide {p.batch}; valid: {valid}"),
+    ), constraint=trl_rules)
+
+
+class _StepSampler(torch.utils.data.Sampler):
+    """Yields, for each optimizer step of the segment, its round's prompts, each ``num_generations`` times.
+
+    Step ``s`` uses generation round ``s // num_iterations``; the dataset holds the
+    rounds' prompts in order, ``per_round`` rows each, starting at round ``first_round``.
+    trl generates only at the first step of a round and reuses that round afterwards.
+    """
+
+    def __init__(self, start: int, steps: int, mu: int, first_round: int, per_round: int, num_generations: int):
+        self.start, self.steps, self.mu = start, steps, mu
+        self.first_round, self.per_round, self.g = first_round, per_round, num_generations
+
+    def __iter__(self):
+        for s in range(self.start, self.start + self.steps):
+            base = (s // self.mu - self.first_round) * self.per_round
+            for j in range(self.per_round):
+                yield from [base + j] * self.g
+
+    def __len__(self) -> int:
+        return self.steps * self.per_round * self.g
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+def _to_cpu(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().clone()
+    if isinstance(x, dict):
+        return {k: _to_cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_cpu(v) for v in x)
+    return x
+
+
+def _to_device(x: Any, device: torch.device) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, dict):
+        return {k: _to_device(v, device) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_device(v, device) for v in x)
+    return x
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+@contextlib.contextmanager
+def _quiet_hf():
+    """Hide transformers' weight-loading bars and two known-harmless notices while a segment runs."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    drop = _DropMessages("passing in an `attention_mask`",  # generate feeds pads after the end token; masked
+                         "`loss_type=None` was set in the config")
+    handlers = logging.getLogger("transformers").handlers  # filters on handlers also see child loggers' records
+    for h in handlers:
+        h.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        for h in handlers:
+            h.removeFilter(drop)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+class GrpoArith(Task):
+    name = "grpo_arith"
+    family = Family.GRPO
+    objective = Objective("val/accuracy", Direction.MAXIMIZE, "test/accuracy")
+    description = (
+        "GRPO post-training (trl GRPOTrainer) of a small language model on multi-digit addition and subtraction. "
+        "Each prompt gets a group of sampled completions; rewards are exact correctness (1) plus a format reward "
+        "(0.2 for a single integer ending properly); advantages are rewards normalised within the group. The model "
+        "was warmed up by supervised training to a partial accuracy and is also the KL reference. The goal is the "
+        "highest greedy validation accuracy at the end of the schedule; the learning rate is constant within a segment."
+    )
+    Options = GrpoArithOptions
+    presets = ("default", "smoke", "gpu")
+
+    def __init__(self, options: GrpoArithOptions | None = None):
+        super().__init__(options)
+        o = self.options
+        p = PRESETS[o.preset]
+        if o.warmup_steps is not None:
+            p = replace(p, warmup_steps=o.warmup_steps)
+        self.preset = p
+        self.val_set, self.test_set = held_out_sets(p.digits, p.n_val, p.n_test)
+        self._held_out = set(self.val_set) | set(self.test_set)
+        self._surface = make_surface(p)
+        self._warm_dir: Path | None = None
+
+    # -- contract -----------------------------------------------------------------
+
+    @property
+    def surface(self) -> ActionSurface:
+        return self._surface
+
+    def base_recipe(self) -> Recipe:
+        p = self.preset
+        return {"lr": p.lr, "beta": 0.04, "temperature": 1.0, "epsilon": 0.2,
+                "max_completion_length": p.digits + 4, "num_generations": p.num_generations}
+
+    def search_defaults(self) -> SearchDefaults:
+        return self.preset.search
+
+    def info(self) -> dict[str, Any]:
+        p = self.preset
+        return {"model": self.options.model or f"gpt2 {p.n_layer}x{p.n_embd} (offline, char tokenizer)",
+                "digits": p.digits, "warmup_steps": p.warmup_steps, "warmup_dir": str(self.warm_dir()),
+                "batch": p.batch, "num_iterations": p.num_iterations, "n_val": p.n_val, "n_test": p.n_test}
+
+    def warm_spec(self) -> WarmupSpec:
+        p = self.preset
+        return WarmupSpec(digits=p.digits, n_layer=p.n_layer, n_embd=p.n_embd, n_head=p.n_head, steps=p.warmup_steps,
+                          batch_size=p.warmup_batch, lr=p.warmup_lr, seed=0, n_val=p.n_val, n_test=p.n_test,
+                          model=self.options.model)
+
+    def warm_dir(self) -> Path:
+        if self._warm_dir is None:
+            with _quiet_hf():
+                self._warm_dir = warm_start(self.warm_spec(), device=self.options.device)
+        return self._warm_dir
+
+    def _load(self):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.warm_dir())
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        with _quiet_hf():
+            model = AutoModelForCausalLM.from_pretrained(self.warm_dir(), dtype=torch.float32)
+        return model, tok
+
+    def init(self, seed: int) -> dict:
+        # the root is the warm-up model itself (shared by all seeds); the seed drives sampling and data order
+        model, _ = self._load()
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        return {"model": model.state_dict(), "optim": None, "step": 0, "seed": seed, "rng": _rng_state(),
+                "trl_buffer": None}
+
+    def evaluate(self, model, tok, test: bool = False) -> dict[str, float]:
+        """Greedy accuracy on the validation set (and the test set when ``test``)."""
+        n_new = self.preset.digits + 3
+        out = {"val/accuracy": greedy_accuracy(model, tok, self.val_set, self.preset.digits, n_new)}
+        if test:
+            out["test/accuracy"] = greedy_accuracy(model, tok, self.test_set, self.preset.digits, n_new)
+        return out
+
+    def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
+        with _quiet_hf():
+            return self._train_segment(checkpoint, recipe, segment, on_eval)
+
+    def _train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
+        from transformers import PrinterCallback, TrainerCallback
+        from trl import GRPOConfig, GRPOTrainer
+        from datasets import Dataset
+
+        recipe = self.surface.check(recipe)
+        p, dev = self.preset, torch.device(self.options.device)
+        g, mu = int(recipe["num_generations"]), p.num_iterations
+        seed, start = int(checkpoint["seed"]), int(checkpoint["step"])
+
+        # resume the policy and AdamW from the parent's checkpoint; the learning rate is the recipe's, constant
+        model, tok = self._load()  # its path (the warm-up model) is what trl loads as the KL reference
+        model.load_state_dict(checkpoint["model"])
+        model.to(dev)
+        opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], betas=(0.9, 0.99), weight_decay=0.0)
+        if checkpoint["optim"] is not None:
+            opt.load_state_dict(checkpoint["optim"])
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] = recipe["lr"]
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+        # the prompts of every generation round this segment touches: a pure function of (seed, round)
+        per_round = p.batch // g
+        first_round, last_round = start // mu, (start + segment.steps - 1) // mu
+        rows = []
+        for r in range(first_round, last_round + 1):
+            for j in range(per_round):
+                prob = train_problem(seed, r, j, p.digits, self._held_out)
+                rows.append({"prompt": prob.prompt(p.digits), "answer": prob.answer})
+        dataset = Dataset.from_list(rows)
+
+        task, result = self, {"metrics": {}, "stopped": False, "steps": 0, "logged": -1}
+        window: dict[str, list[float]] = {}
+
+        class Telemetry(TrainerCallback):
+            """Restores the RNG before the first step; at each evaluation, reports and maybe stops."""
+
+            def on_step_begin(self, args, state, control, **kw):
+                if state.global_step == 0:  # after trl's set_seed and the dataloader's own draws
+                    _set_rng_state(checkpoint["rng"])
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                i = state.global_step
+                if i == result["logged"]:  # the end-of-training summary repeats the last step
+                    return
+                result["logged"] = i
+                for k, v in (logs or {}).items():
+                    if k in TRL_KEYS and v is not None and math.isfinite(v):
+                        window.setdefault(TRL_KEYS[k], []).append(float(v))
+                last = i == segment.steps
+                if i % segment.eval_every and not last:
+                    return
+                metrics = {k: sum(v) / len(v) for k, v in window.items() if v}
+                window.clear()
+                if "train/reward_correct" in metrics:
+                    metrics["train/accuracy"] = metrics["train/reward_correct"]  # sampled, at the recipe's temperature
+                metrics["train/lr"] = recipe["lr"]
+                metrics.update(task.evaluate(model, tok, test=last))
+                result["metrics"], result["steps"] = metrics, i
+                if on_eval(start + i, metrics) and not last:
+                    result["stopped"] = True
+                    control.should_training_stop = True
+
+        with tempfile.TemporaryDirectory(prefix="grpo_arith-") as out_dir:
+            args = GRPOConfig(
+                output_dir=out_dir, seed=seed, use_cpu=dev.type == "cpu", bf16=False, fp16=False,
+                report_to=[], save_strategy="no", disable_tqdm=True, logging_steps=1, log_level="warning",
+                max_steps=segment.steps, per_device_train_batch_size=p.batch, gradient_accumulation_steps=1,
+                activation_checkpointing=False, dataloader_num_workers=0, shuffle_dataset=False,
+                learning_rate=recipe["lr"], lr_scheduler_type="constant", max_grad_norm=1.0,
+                num_generations=g, num_iterations=mu, max_completion_length=int(recipe["max_completion_length"]),
+                temperature=recipe["temperature"], beta=recipe["beta"], epsilon=recipe["epsilon"],
+                reward_weights=[1.0, FORMAT_WEIGHT], disable_dropout=True, log_completions=False,
+            )
+            sampler = _StepSampler(start, segment.steps, mu, first_round, per_round, g)
+
+            class SegmentTrainer(GRPOTrainer):
+                def _get_train_sampler(self, dataset=None):
+                    return sampler
+
+            trainer = SegmentTrainer(
+                model=model, args=args, train_dataset=dataset, processing_class=tok,
+                reward_funcs=[correctness_reward, functools.partial(format_reward, eos_ids=[tok.eos_token_id])],
+                callbacks=[Telemetry()], optimizers=(opt, sched),
+            )
+            trainer.remove_callback(PrinterCallback)  # our telemetry goes through on_eval, not stdout
+            # a segment that starts inside a generation round continues it exactly (trl private state)
+            for attr in ("_step", "_buffered_inputs"):
+                if not hasattr(trainer, attr):
+                    raise RuntimeError(f"this trl version has no GRPOTrainer.{attr}; exact resume needs it")
+            buffer = checkpoint.get("trl_buffer")
+            trainer._step = start % mu
+            trainer._buffered_inputs = _to_device(buffer, dev) if buffer is not None and start % mu else None
+            trainer.train()
+
+        if result["stopped"]:
+            return SegmentResult(None, result["steps"], result["metrics"], stopped=True)
+        ckpt = {
+            "model": _to_cpu(model.state_dict()), "optim": _to_cpu(opt.state_dict()), "step": start + segment.steps,
+            "seed": seed, "rng": _rng_state(), "scheduler": {"kind": "constant", "lr": recipe["lr"]},
+            "trl_buffer": _to_cpu(trainer._buffered_inputs) if (start + segment.steps) % mu else None,
+        }
+        return SegmentResult(ckpt, segment.steps, result["metrics"])
