@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from searchmgr.managers import manager_names
 from searchmgr.stoppers import stopper_names
@@ -42,6 +42,24 @@ class ManagerConfig(_Model):
     name: str = Field("heuristic", description="who proposes child recipes")
     attempts: int = Field(3, ge=1, le=10, description="tries per parent before the fallback manager decides")
     fallback: str = Field("heuristic", description="manager used when proposals keep being rejected")
+    # LLM backend (manager `openai` and stopper `llm`) ----------------------------------
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 "
+                                 "(default: the openai client's, api.openai.com)")
+    model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
+    temperature: float = Field(0.2, ge=0, le=2, description="sampling temperature of the LLM")
+    max_tokens: int = Field(1024, ge=16, description="most tokens one answer may take")
+    timeout_s: float = Field(60.0, gt=0, description="seconds before one request counts as timed out")
+    max_retries: int = Field(2, ge=0, le=10, description="retries after a network error, timeout, 429 or 5xx")
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles on each retry (a Retry-After wins)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the API key "
+                             "(the key itself is never stored)")
+    output: Literal["auto", "json_schema", "json_object", "text"] = Field(
+        "auto", description="structured output: auto tries json_schema, then json_object, then plain text")
+    prefetch: bool | None = Field(None, description="propose the next child while a segment trains "
+                                  "(default: on for LLM backends, off for offline managers)")
+    prefetch_parents: int = Field(3, ge=1, le=8, description="most parents to prefetch proposals for at once")
+    replay: Path | None = Field(None, description="run directory whose decision traces the `replay` manager "
+                                "(and stopper) answer from")
 
     @field_validator("name", "fallback")
     @classmethod
@@ -50,12 +68,30 @@ class ManagerConfig(_Model):
             raise ValueError(f"unknown manager {v!r}; choose one of {manager_names()}")
         return v
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c == "_" for c in v):
+            raise ValueError(f"api_key_env must be the NAME of an environment variable (like OPENAI_API_KEY), "
+                             f"not {v[:3]!r}...; never put the key itself in the config")
+        return v
+
+    @model_validator(mode="after")
+    def _replay_source(self) -> "ManagerConfig":
+        if self.name == "replay" and self.replay is None:
+            raise ValueError("manager.name=replay needs manager.replay=<run directory of the search to replay>")
+        return self
+
 
 class StopperConfig(_Model):
     name: str = Field("rule", description="early stopper")
     min_fraction: float = Field(0.4, ge=0, le=1, description="no stop before this fraction of a segment")
     window: int = Field(3, ge=2, description="evaluations the rule stopper fits its trend on")
     margin: float = Field(0.01, ge=0, description="noise allowance, relative to the best score")
+    every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
+    every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
+    asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "
+                               "at the next evaluation (training never waits for it)")
 
     @field_validator("name")
     @classmethod

@@ -575,6 +575,10 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
     if resume is not None:
         search = Search.resume(Path(resume), data, reporter)
     else:
+        if data.get("manager", {}).get("name") == "replay" and data.get("manager", {}).get("replay"):
+            from searchmgr.managers.replay import replay_config
+
+            data = replay_config(data)  # the original run's task, seed, budget ...; overrides win
         if "task" not in data:
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
         search = Search.create(build_config(data), reporter)

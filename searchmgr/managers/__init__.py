@@ -9,6 +9,8 @@ from searchmgr.managers.base import Manager, ManagerError, PathStep, Proposal, P
 REGISTRY: dict[str, str] = {
     "heuristic": "searchmgr.managers.heuristic:HeuristicManager",
     "random": "searchmgr.managers.random:RandomManager",
+    "openai": "searchmgr.managers.llm:LLMManager",
+    "replay": "searchmgr.managers.replay:ReplayManager",
 }
 
 

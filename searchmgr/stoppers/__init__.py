@@ -9,6 +9,8 @@ from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
 REGISTRY: dict[str, str] = {
     "rule": "searchmgr.stoppers.rule:RuleStopper",
     "none": "searchmgr.stoppers.none:NeverStopper",
+    "llm": "searchmgr.stoppers.llm:LLMStopper",
+    "replay": "searchmgr.stoppers.replay:ReplayStopper",
 }
 
 

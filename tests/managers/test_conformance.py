@@ -7,11 +7,15 @@ from searchmgr.managers import REGISTRY as MANAGERS, Proposal, manager_class
 from searchmgr.stoppers import REGISTRY as STOPPERS, StopContext, StopVerdict, stopper_class
 from searchmgr.tasks import make_task
 
+from fake_openai_server import conformance_factories
 from manager_contexts import DIVERGED, HEALTHY, OVERFIT, make_context
 
 # managers that need more than a bare constructor (an endpoint, a recorded run) register a factory here
 MANAGER_FACTORIES = {"heuristic": lambda: manager_class("heuristic")(), "random": lambda: manager_class("random")()}
 STOPPER_FACTORIES = {"rule": lambda: stopper_class("rule")(), "none": lambda: stopper_class("none")()}
+_llm_managers, _llm_stoppers = conformance_factories()  # LLM side: fake endpoints and a recording replay
+MANAGER_FACTORIES.update(_llm_managers)
+STOPPER_FACTORIES.update(_llm_stoppers)
 
 
 def test_every_registered_manager_and_stopper_is_covered():

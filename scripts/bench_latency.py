@@ -1,0 +1,101 @@
+"""Benchmark: what an endpoint's latency costs a search once proposals are prefetched.
+
+Runs the same `toy` search twice (or more, alternating) with the `openai` manager
+against the local fake chat-completions server of the tests: once answering at once,
+once answering after ``--delay`` seconds (3 s by default). Segments are made longer
+than the delay (a wider MLP on more samples, ``--segment-steps``) and the stopper is
+off, so both searches train the same number of equal segments; the difference in wall
+time is what the latency costs. Prints both wall times, the ratio, and the seconds the
+training loop actually waited for proposals (``propose_s``).
+
+    .venv/bin/python scripts/bench_latency.py                  # 3 s vs 0 s, prefetch on
+    .venv/bin/python scripts/bench_latency.py --prefetch off   # what it costs without prefetching
+
+Run it on an idle machine: the numbers are wall-clock times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_openai_server import FakeOpenAI, surface_reading_answers  # noqa: E402
+
+from searchmgr.config import build_config, parse_overrides  # noqa: E402
+from searchmgr.search import Search  # noqa: E402
+
+
+def run_once(args: argparse.Namespace, delay: float, out: Path) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    with FakeOpenAI(default=surface_reading_answers(), delay=delay) as srv:
+        words = [
+            "task=toy", f"width={args.width}", f"n_train={args.n_train}", f"segment_steps={args.segment_steps}",
+            f"eval_every={args.segment_steps // 4}", f"max_depth={args.depth}",
+            f"budget.steps={args.segment_steps * args.nodes}", 'stopper.name="none"', "manager.name=openai",
+            f"manager.base_url={srv.base_url}", f"manager.prefetch={'true' if args.prefetch == 'on' else 'false'}",
+            f"seed={args.seed}", f"out={out}",
+        ]
+        search = Search.create(build_config(parse_overrides(words)))
+        try:
+            outcome = search.run()
+        finally:
+            search.close()
+        stats = {"requested": search.prefetch.requested, "used": search.prefetch.used} if search.prefetch else {}
+    return {"delay_s": delay, "wall_s": outcome.wall_s, "train_s": outcome.train_s, "propose_s": search.propose_s,
+            "nodes": outcome.nodes_trained, "requests": len(srv.requests), "prefetch": stats}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--delay", type=float, default=3.0, help="seconds the slow endpoint takes per answer")
+    p.add_argument("--width", type=int, default=512, help="hidden width of the toy MLP")
+    p.add_argument("--n-train", type=int, default=4096, help="training samples of the toy task")
+    p.add_argument("--segment-steps", type=int, default=200, help="steps per segment")
+    p.add_argument("--depth", type=int, default=3, help="max_depth (segments per schedule)")
+    p.add_argument("--nodes", type=int, default=12, help="segments the budget pays for")
+    p.add_argument("--repeats", type=int, default=1, help="pairs of runs (order alternates)")
+    p.add_argument("--prefetch", choices=["on", "off"], default="on")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_latency")
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    results: dict[float, list[dict]] = {0.0: [], args.delay: []}
+    for r in range(args.repeats):
+        order = (0.0, args.delay) if r % 2 == 0 else (args.delay, 0.0)
+        for delay in order:
+            t0 = time.perf_counter()
+            res = run_once(args, delay, args.out / f"delay{delay:g}-{r}")
+            results[delay].append(res)
+            print(f"delay {delay:>4g}s: wall {res['wall_s']:7.1f}s  training {res['train_s']:7.1f}s  "
+                  f"waited for proposals {res['propose_s']:6.2f}s  nodes {res['nodes']}  "
+                  f"requests {res['requests']}  prefetch {res['prefetch']}  (total {time.perf_counter() - t0:.0f}s)",
+                  flush=True)
+    fast = statistics.mean(r["wall_s"] for r in results[0.0])
+    slow = statistics.mean(r["wall_s"] for r in results[args.delay])
+    wait_fast = statistics.mean(r["propose_s"] for r in results[0.0])
+    wait_slow = statistics.mean(r["propose_s"] for r in results[args.delay])
+    summary = {"delay_s": args.delay, "prefetch": args.prefetch, "wall_s_zero_latency": fast,
+               "wall_s_slow": slow, "ratio": slow / fast, "extra_wall_pct": 100 * (slow / fast - 1),
+               "waited_s_zero_latency": wait_fast, "waited_s_slow": wait_slow,
+               "waited_extra_pct_of_wall": 100 * (wait_slow - wait_fast) / fast, "runs": results}
+    print(f"\nzero-latency wall {fast:.1f}s, {args.delay:g}s-latency wall {slow:.1f}s: ratio {slow / fast:.3f} "
+          f"({summary['extra_wall_pct']:+.1f}%); training waited for proposals {wait_fast:.2f}s vs {wait_slow:.2f}s "
+          f"({summary['waited_extra_pct_of_wall']:+.1f}% of the wall time)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {args.out / 'summary.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""``openai``: a bounded LLM manager behind any OpenAI-compatible chat-completions endpoint.
+
+The system prompt is the task's prompt specification (:mod:`searchmgr.prompts`,
+versioned and hashed); the user message is the parent's runtime context plus the
+verifier's reasons for earlier rejected attempts. The answer is returned *raw*: the
+search's verifier parses it (fences and prose tolerated) and decides. Endpoint
+failures after the backend's bounded retries raise :class:`ManagerError`, so the
+search records them and lets the fallback manager decide.
+
+The trace of every request keeps the prompt version and hash, the context and
+feedback sent, the output mode, retries, latency and token counts. The full
+specification text is put in the trace of the first request that used it, so a
+run's store holds every prompt it sent without repeating it; the API key never
+appears anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar, Sequence
+
+from searchmgr.decision import decision_schema
+from searchmgr.managers.base import Manager, ManagerError, Proposal, ProposalContext
+from searchmgr.managers.openai_backend import BackendError, BackendSettings, ChatBackend
+from searchmgr.prompts import MANAGER_PROMPT_VERSION, manager_system_prompt, render_context, spec_hash
+
+
+class LLMManager(Manager):
+    name = "openai"
+    slow: ClassVar[bool] = True  # answers take seconds: the search prefetches its proposals
+
+    def __init__(self, settings: BackendSettings, backend: ChatBackend | None = None):
+        self.settings = settings
+        self.backend = backend or ChatBackend(settings)
+        self._specs: dict[tuple, tuple[str, str]] = {}
+        self._sent: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config) -> "LLMManager":
+        return cls(BackendSettings.from_manager_config(config.manager))
+
+    def spec(self, ctx: ProposalContext) -> tuple[str, str]:
+        """(specification text, hash) for the context's task (cached)."""
+        key = (ctx.task, ctx.family, ctx.description, ctx.surface.fingerprint(), ctx.objective)
+        with self._lock:
+            if key not in self._specs:
+                text = manager_system_prompt(ctx.family, ctx.description, ctx.surface, ctx.objective)
+                self._specs[key] = (text, spec_hash(text))
+            return self._specs[key]
+
+    def propose(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Proposal:
+        system, digest = self.spec(ctx)
+        context = ctx.to_dict()
+        messages = [{"role": "system", "content": system},
+                    {"role": "user", "content": render_context(context, feedback)}]
+        try:
+            c = self.backend.complete(messages, schema=decision_schema(), schema_name="decision")
+        except BackendError as e:
+            err = ManagerError(str(e))
+            err.latency_s = e.latency_s  # the search records how long the endpoint was tried
+            raise err from None
+        request = {**context, "feedback": list(feedback),
+                   "endpoint": {"model": self.settings.model, "output_mode": c.mode, "tries": c.tries,
+                                "notes": list(c.notes)}}
+        with self._lock:
+            if digest not in self._sent:
+                self._sent.add(digest)
+                request["prompt_spec"] = system
+        return Proposal(raw=c.text, source=self.name, prompt_version=MANAGER_PROMPT_VERSION, prompt_hash=digest,
+                        latency_s=c.latency_s, prompt_tokens=c.prompt_tokens,
+                        completion_tokens=c.completion_tokens, request=request)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,179 @@
+"""A chat-completions backend for any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
+
+One :class:`ChatBackend` wraps the official ``openai`` client with the settings of
+``config.manager`` and adds what a search needs from an endpoint:
+
+* **structured output with fallbacks**: ``output=auto`` asks for the answer's JSON
+  schema (``response_format: json_schema``); a server that refuses it (400/422) is
+  asked again in JSON mode (``json_object``), then in plain text, and the mode that
+  worked is kept for later requests. The verifier parses whatever text comes back.
+* **bounded retries with backoff** on network errors, timeouts, 429 and 5xx (the
+  client's own retries are off, so the count is exactly ``max_retries``); after
+  that :class:`BackendError`. Other errors (401, 404 ...) fail at once.
+* **the API key only from the environment**: the variable *named* by
+  ``api_key_env`` is read when the client is built; the key is never stored,
+  logged, or put into errors or traces.
+
+The backend is thread-safe: the search calls it from a prefetch worker thread while
+the stopper calls its own backend from the training thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
+
+import openai
+
+log = logging.getLogger(__name__)
+
+OutputMode = Literal["json_schema", "json_object", "text"]
+MODES: tuple[OutputMode, ...] = ("json_schema", "json_object", "text")
+NO_KEY = "not-set"  # sent when the key variable is unset: local servers (llama.cpp, vLLM, Ollama) ignore it
+
+
+class BackendError(RuntimeError):
+    """The endpoint could not answer (after the bounded retries, or at once for non-retryable errors)."""
+
+    def __init__(self, message: str, latency_s: float | None = None):
+        super().__init__(message)
+        self.latency_s = latency_s  # time spent before giving up
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """The endpoint settings (from ``config.manager``); holds the key variable's name, never the key."""
+
+    base_url: str | None
+    model: str
+    temperature: float = 0.2
+    max_tokens: int = 1024
+    timeout_s: float = 60.0
+    max_retries: int = 2
+    backoff_s: float = 1.0
+    api_key_env: str = "OPENAI_API_KEY"
+    output: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+
+    @classmethod
+    def from_manager_config(cls, m: Any) -> "BackendSettings":
+        return cls(base_url=m.base_url, model=m.model, temperature=m.temperature, max_tokens=m.max_tokens,
+                   timeout_s=m.timeout_s, max_retries=m.max_retries, backoff_s=m.backoff_s,
+                   api_key_env=m.api_key_env, output=m.output)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer and what the trace records about it."""
+
+    text: str
+    mode: OutputMode  # the output mode that produced it
+    latency_s: float  # wall time of the whole call, retries included
+    tries: int  # HTTP requests made (retries and mode fallbacks included)
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    notes: tuple[str, ...] = ()  # retries and mode changes, for the trace
+
+
+def _retry_after(e: openai.APIStatusError) -> float | None:
+    value = e.response.headers.get("retry-after") if e.response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _short(e: Exception) -> str:
+    text = str(e).replace("\n", " ")
+    return f"{type(e).__name__}: {text[:300]}"
+
+
+class ChatBackend:
+    """Chat completions with structured-output fallbacks and bounded retries (see the module docstring)."""
+
+    def __init__(self, settings: BackendSettings, *, sleep=time.sleep):
+        self.settings = settings
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._mode_index = 0 if settings.output == "auto" else MODES.index(settings.output)
+        key = os.environ.get(settings.api_key_env) or NO_KEY
+        self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
+                                    max_retries=0)
+        del key
+
+    @property
+    def mode(self) -> OutputMode:
+        return MODES[self._mode_index]
+
+    def _downgrade(self, failed: OutputMode) -> bool:
+        """After a refusal of ``failed``: move to the next mode (auto only); False when none is left."""
+        if self.settings.output != "auto":
+            return False
+        with self._lock:
+            if self.mode == failed:  # another thread may have moved on already
+                if self._mode_index + 1 >= len(MODES):
+                    return False
+                self._mode_index += 1
+        return True
+
+    def _response_format(self, mode: OutputMode, schema: Mapping[str, Any] | None, name: str) -> dict | None:
+        if mode == "json_schema" and schema is not None:
+            return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": False}}
+        if mode in ("json_schema", "json_object"):
+            return {"type": "json_object"}
+        return None
+
+    def complete(self, messages: Sequence[Mapping[str, str]], *, schema: Mapping[str, Any] | None = None,
+                 schema_name: str = "answer") -> Completion:
+        """Ask once (with retries and mode fallbacks); raise :class:`BackendError` when the endpoint fails."""
+        s = self.settings
+        t0 = time.perf_counter()
+        tries, retries, notes = 0, 0, []
+        while True:
+            mode = self.mode
+            kwargs: dict[str, Any] = {"model": s.model, "messages": [dict(m) for m in messages],
+                                      "temperature": s.temperature, "max_tokens": s.max_tokens}
+            fmt = self._response_format(mode, schema, schema_name)
+            if fmt is not None:
+                kwargs["response_format"] = fmt
+            tries += 1
+            try:
+                resp = self.client.chat.completions.create(**kwargs)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+                if mode != "text" and self._downgrade(mode):
+                    notes.append(f"{mode} refused ({_short(e)}); falling back to {self.mode}")
+                    log.info("endpoint refused %s output; falling back to %s", mode, self.mode)
+                    continue
+                raise BackendError(f"endpoint rejected the request: {_short(e)}", time.perf_counter() - t0) from None
+            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
+                    openai.APIStatusError) as e:
+                status = getattr(e, "status_code", None)
+                retryable = status is None or status == 429 or status >= 500
+                if not retryable:
+                    raise BackendError(f"endpoint error: {_short(e)}", time.perf_counter() - t0) from None
+                if retries >= s.max_retries:
+                    raise BackendError(f"endpoint failed after {retries + 1} tries: {_short(e)}",
+                                       time.perf_counter() - t0) from None
+                delay = s.backoff_s * 2 ** retries
+                if isinstance(e, openai.APIStatusError):
+                    delay = max(delay, min(_retry_after(e) or 0.0, 60.0))
+                retries += 1
+                notes.append(f"try {tries} failed ({_short(e)}); retrying in {delay:.2g}s")
+                log.info("endpoint try %d failed (%s); retrying in %.2gs", tries, _short(e), delay)
+                self._sleep(delay)
+                continue
+            except openai.OpenAIError as e:  # e.g. an unreadable response body: not worth retrying
+                raise BackendError(f"endpoint answer unusable: {_short(e)}", time.perf_counter() - t0) from None
+            latency = time.perf_counter() - t0
+            choice = resp.choices[0] if resp.choices else None
+            text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
+            usage = getattr(resp, "usage", None)
+            return Completion(text=text, mode=mode, latency_s=latency, tries=tries,
+                              prompt_tokens=getattr(usage, "prompt_tokens", None),
+                              completion_tokens=getattr(usage, "completion_tokens", None), notes=tuple(notes))
+
+    def close(self) -> None:
+        self.client.close()
