@@ -63,7 +63,8 @@ def plot_tree(run: RunData) -> Figure:
     nodes = list(run.nodes)
     pos = tree_layout(nodes)
     rows = max(y for _, y in pos.values()) + 1
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.6 * run.max_depth), max(3.5, 0.32 * rows + 1.5)))
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.6 * run.max_depth), max(4.0, 0.32 * rows + 2.0)),
+                           layout="constrained")
     # edges
     segs = [[pos[n.parent_id], pos[n.id]] for n in nodes if n.parent_id is not None]
     ax.add_collection(LineCollection(segs, colors="#bbbbbb", linewidths=0.8, zorder=1, gid="edges"))
@@ -95,10 +96,13 @@ def plot_tree(run: RunData) -> Figure:
         if status is NodeStatus.FAILED:
             ax.scatter(xs, ys, zorder=3, gid="nodes-failed", label=name, **styles[status])
             continue
+        if status not in styles:  # pending, running, interrupted: no score yet
+            ax.scatter(xs, ys, marker="o", s=60, facecolors="white", edgecolors="#7f7f7f", linestyle="--", zorder=3,
+                       gid=f"nodes-{status.value}", label=name)
+            continue
         vals = [n.val_score if n.val_score is not None else math.nan for n in group]
-        style = styles.get(status, dict(marker=".", s=40))
         sc = ax.scatter(xs, ys, c=vals, cmap=cmap, norm=norm, zorder=3, gid=f"nodes-{status.value}", label=name,
-                        plotnonfinite=True, **style)
+                        plotnonfinite=True, **styles[status])
         if status is NodeStatus.DONE:
             mappable = sc
     r = T.root(nodes)
@@ -117,8 +121,7 @@ def plot_tree(run: RunData) -> Figure:
     ax.set_xlim(-0.3, run.max_depth + 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_title(f"{run.task}: search tree, {len(nodes) - 1} segments")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=4, fontsize=7, frameon=False)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=6, fontsize=7, frameon=False)
     return fig
 
 
@@ -139,7 +142,9 @@ def plot_curves(run: RunData) -> Figure:
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "no finished segment yet", ha="center", va="center", transform=ax.transAxes)
-    axes[0, 0].set_title(f"{run.task}: best path vs fixed recipe (segment ends as grey lines)")
+    same = [n.id for n in run.best_path()] == [n.id for n in run.fixed_path()]
+    axes[0, 0].set_title(f"{run.task}: best path vs fixed recipe (segment ends as grey lines)"
+                         + ("\nthe best path is the fixed recipe: the curves coincide" if same else ""))
     axes[-1, 0].set_xlabel("training step")
     fig.tight_layout()
     return fig

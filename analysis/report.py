@@ -288,7 +288,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, k: int = 5,
         Image(files["knobs"], f"Best path bold, the other top-{k} paths faint, the fixed recipe dashed."),
         classification_table(an),
         Heading("Capacity versus regularization", 3),
-        Para(f"Verdict: the run {an.verdict.value.upper()} \"capacity accumulates, regularization oscillates\" "
+        Para(f"Verdict on \"capacity accumulates, regularization oscillates\": {an.verdict.value.upper()} "
              f"(capacity part {an.capacity.value}, regularization part {an.regularization.value}; best path of "
              f"{an.segments} segments, top-{an.k} paths)."),
         Para(an.reason),
