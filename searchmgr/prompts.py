@@ -180,6 +180,8 @@ def render_context(ctx: Mapping[str, Any], feedback: Sequence[str] = ()) -> str:
         flags = [f for f in ("plateau", "diverged", "overfitting") if t.get(f)]
         lines.append("flags: " + (", ".join(flags) if flags else "none"))
     lines += ["", "## Path from the root (each segment: recipe, the decision that made it, what happened)"]
+    if not ctx["path"]:
+        lines.append("none: the parent is the untrained root")
     for p in ctx["path"]:
         obs = ", ".join(f"{k}={_num(v)}" for k, v in (p.get("observed") or {}).items()
                         if not k.startswith("test/"))
