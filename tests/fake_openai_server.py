@@ -6,7 +6,7 @@ the next item of the script; when the script is exhausted, ``default(body)`` ans
 A script item is either a string (the answer's content) or a dict:
 
 ``{"content": str}``                          an answer (``"usage": [prompt, completion]`` optional)
-``{"status": 500}`` / ``{"status": 429}``      an error status (``"retry_after": seconds`` optional)
+``{"status": 500}`` / ``{"status": 429}``      an error status (``"retry_after": seconds``, ``"message"`` optional)
 ``{"sleep": 2.0, "content": ...}``            answer after sleeping (past the client's timeout: a timeout)
 ``{"content": ""}``                           an empty answer
 ``{"no_choices": True}``                      a completion without choices
@@ -98,8 +98,8 @@ class FakeOpenAI:
         time.sleep(self.delay + float(item.get("sleep", 0.0)))
         if "status" in item:
             headers = {"retry-after": str(item["retry_after"])} if "retry_after" in item else {}
-            return self._send(h, item["status"], {"error": {"message": f"scripted {item['status']}",
-                                                            "type": "server_error"}}, headers)
+            message = item.get("message", f"scripted {item['status']}")
+            return self._send(h, item["status"], {"error": {"message": message, "type": "server_error"}}, headers)
         prompt, completion = item.get("usage", (100, 50))
         choices = [] if item.get("no_choices") else [
             {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": item["content"]}}]
@@ -219,7 +219,8 @@ def surface_reading_answers() -> Callable[[dict], Item]:
         system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
         if "early stopper" in system:
             return json.dumps({"verdict": "CONTINUE", "reason": "surface reader never stops"})
-        knobs = [(m[1], float(m[2]), float(m[3]), bool(m[4]), m[5], float(m[6] or m[7])) for m in knob_re.finditer(system)]
+        knobs = [(m[1], float(m[2]), float(m[3]), bool(m[4]), m[5], float(m[6] or m[7]))
+                 for m in knob_re.finditer(system)]
         lines = user.splitlines()
         current = _parse_recipe(lines[lines.index(next(l for l in lines if l.startswith("## Current recipe"))) + 1])
         siblings = [_parse_recipe(l.split("): ", 1)[1].rsplit(" [", 1)[0]) for l in lines

@@ -99,6 +99,15 @@ def test_backend_does_not_retry_client_errors():
     assert len(srv.requests) == 1
 
 
+def test_backend_errors_never_carry_the_key(monkeypatch):
+    monkeypatch.setenv("MY_LLM_KEY", "sk-live-abcdef123456")
+    echo = {"status": 401, "message": "Incorrect API key provided: sk-live-abcdef123456 (sk-liv***3456)"}
+    with FakeOpenAI([echo]) as srv:
+        with pytest.raises(BackendError) as e:
+            ChatBackend(settings(srv.base_url, api_key_env="MY_LLM_KEY")).complete(MSG)
+    assert "abcdef" not in str(e.value) and "3456" not in str(e.value) and "Incorrect API key" in str(e.value)
+
+
 def test_backend_sends_the_key_from_the_named_variable_only(monkeypatch):
     monkeypatch.setenv("MY_LLM_KEY", "sk-from-env")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-one")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -86,9 +87,14 @@ def _retry_after(e: openai.APIStatusError) -> float | None:
         return None
 
 
-def _short(e: Exception) -> str:
-    text = str(e).replace("\n", " ")
-    return f"{type(e).__name__}: {text[:300]}"
+_KEYLIKE = re.compile(r"\b(sk|key|token)-[A-Za-z0-9_\-*.]{4,}", re.I)
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """Remove the key (and anything shaped like one, e.g. OpenAI's masked ``sk-abc***xyz``) from a message."""
+    if secret and secret != NO_KEY:
+        text = text.replace(secret, "***")
+    return _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
 
 
 class ChatBackend:
@@ -102,7 +108,12 @@ class ChatBackend:
         key = os.environ.get(settings.api_key_env) or NO_KEY
         self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
                                     max_retries=0)
-        del key
+        del key  # the client holds it; this object never stores or prints it
+
+    def _short(self, e: Exception) -> str:
+        """A one-line description of an error, safe for traces and logs."""
+        text = redact(str(e).replace("\n", " "), self.client.api_key)
+        return f"{type(e).__name__}: {text[:300]}"
 
     @property
     def mode(self) -> OutputMode:
@@ -144,29 +155,31 @@ class ChatBackend:
                 resp = self.client.chat.completions.create(**kwargs)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
                 if mode != "text" and self._downgrade(mode):
-                    notes.append(f"{mode} refused ({_short(e)}); falling back to {self.mode}")
+                    notes.append(f"{mode} refused ({self._short(e)}); falling back to {self.mode}")
                     log.info("endpoint refused %s output; falling back to %s", mode, self.mode)
                     continue
-                raise BackendError(f"endpoint rejected the request: {_short(e)}", time.perf_counter() - t0) from None
+                raise BackendError(f"endpoint rejected the request: {self._short(e)}",
+                                   time.perf_counter() - t0) from None
             except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
                     openai.APIStatusError) as e:
                 status = getattr(e, "status_code", None)
                 retryable = status is None or status == 429 or status >= 500
                 if not retryable:
-                    raise BackendError(f"endpoint error: {_short(e)}", time.perf_counter() - t0) from None
+                    raise BackendError(f"endpoint error: {self._short(e)}", time.perf_counter() - t0) from None
                 if retries >= s.max_retries:
-                    raise BackendError(f"endpoint failed after {retries + 1} tries: {_short(e)}",
+                    raise BackendError(f"endpoint failed after {retries + 1} tries: {self._short(e)}",
                                        time.perf_counter() - t0) from None
                 delay = s.backoff_s * 2 ** retries
                 if isinstance(e, openai.APIStatusError):
                     delay = max(delay, min(_retry_after(e) or 0.0, 60.0))
                 retries += 1
-                notes.append(f"try {tries} failed ({_short(e)}); retrying in {delay:.2g}s")
-                log.info("endpoint try %d failed (%s); retrying in %.2gs", tries, _short(e), delay)
+                notes.append(f"try {tries} failed ({self._short(e)}); retrying in {delay:.2g}s")
+                log.info("endpoint try %d failed (%s); retrying in %.2gs", tries, self._short(e), delay)
                 self._sleep(delay)
                 continue
             except openai.OpenAIError as e:  # e.g. an unreadable response body: not worth retrying
-                raise BackendError(f"endpoint answer unusable: {_short(e)}", time.perf_counter() - t0) from None
+                raise BackendError(f"endpoint answer unusable: {self._short(e)}",
+                                   time.perf_counter() - t0) from None
             latency = time.perf_counter() - t0
             choice = resp.choices[0] if resp.choices else None
             text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
