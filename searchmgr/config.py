@@ -53,8 +53,9 @@ class ManagerConfig(_Model):
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles on each retry (a Retry-After wins)")
     api_key_env: str = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the API key "
                              "(the key itself is never stored)")
-    output: Literal["auto", "json_schema", "json_object", "text"] = Field(
-        "auto", description="structured output: auto tries json_schema, then json_object, then plain text")
+    output: Literal["auto", "json_schema", "json_object_schema", "json_object", "text"] = Field(
+        "auto", description="structured output: auto tries json_schema, then json_object with the schema "
+        "(llama.cpp), then json_object, then plain text")
     prefetch: bool | None = Field(None, description="propose the next child while a segment trains "
                                   "(default: on for LLM backends, off for offline managers)")
     prefetch_parents: int = Field(3, ge=1, le=8, description="most parents to prefetch proposals for at once")

@@ -12,7 +12,8 @@ A script item is either a string (the answer's content) or a dict:
 ``{"no_choices": True}``                      a completion without choices
 
 ``modes`` lists the ``response_format`` types the server accepts (``text`` = no
-response_format); others get a 400, like servers without structured output.
+response_format, ``json_object_schema`` = json_object with a schema, as llama.cpp);
+others get a 400, like servers without structured output.
 ``delay`` is added to every answer (a slow endpoint).
 """
 
@@ -30,7 +31,8 @@ Item = str | dict
 
 class FakeOpenAI:
     def __init__(self, script: Iterable[Item] = (), default: Callable[[dict], Item] | None = None,
-                 delay: float = 0.0, modes: Iterable[str] = ("json_schema", "json_object", "text")):
+                 delay: float = 0.0,
+                 modes: Iterable[str] = ("json_schema", "json_object_schema", "json_object", "text")):
         self.script = list(script)
         self.default = default or (lambda body: {"status": 500})
         self.delay = delay
@@ -83,7 +85,8 @@ class FakeOpenAI:
         return self.default(body)
 
     def _answer(self, h: BaseHTTPRequestHandler, body: dict) -> None:
-        fmt = (body.get("response_format") or {}).get("type", "text")
+        rf = body.get("response_format") or {}
+        fmt = rf.get("type", "text") + ("_schema" if rf.get("type") == "json_object" and "schema" in rf else "")
         with self._lock:
             self.requests.append({"path": h.path, "body": body, "authorization": h.headers.get("authorization"),
                                   "time": time.time()})

@@ -3,8 +3,8 @@
     SEARCHMGR_TEST_BASE_URL=http://127.0.0.1:8080/v1 .venv/bin/pytest -m endpoint -s tests/test_endpoint_optin.py
 
 Optional: SEARCHMGR_TEST_MODEL (default "local"), SEARCHMGR_TEST_TASKS (default "toy"; comma-separated,
-e.g. "toy,tinystories_overfit"), SEARCHMGR_TEST_STEPS (step budget; default: three segments past the fixed
-path). The API key, if the server needs one, comes from OPENAI_API_KEY. Prints how many proposals were valid,
+e.g. "toy,tinystories_overfit"), SEARCHMGR_TEST_STEPS (step budget; default: the smoke
+preset's). The API key, if the server needs one, comes from OPENAI_API_KEY. Prints how many proposals were valid,
 how many were rejected and why, and the latency per decision.
 """
 
@@ -45,7 +45,7 @@ def test_short_search_against_the_endpoint(task, tmp_path, monkeypatch):
 
     monkeypatch.setattr(cls, "train_segment", spy)
     d = make_task(task, {"preset": "smoke"}).search_defaults()
-    steps = int(os.environ.get("SEARCHMGR_TEST_STEPS", d.segment_steps * (d.max_depth + 3)))
+    steps = int(os.environ.get("SEARCHMGR_TEST_STEPS", d.budget_steps))
     out = tmp_path / task
     outcome = explore([f"task={task}", "preset=smoke", f"budget.steps={steps}", "manager.name=openai",
                        f"manager.base_url={URL}", f"manager.model={os.environ.get('SEARCHMGR_TEST_MODEL', 'local')}",

@@ -59,17 +59,28 @@ def test_backend_falls_back_from_json_schema_to_json_mode_to_text():
         b = ChatBackend(settings(srv.base_url))
         first = b.complete(MSG, schema={"type": "object"})
         second = b.complete(MSG, schema={"type": "object"})
-    assert (first.text, first.mode, first.tries) == ("a", "text", 3)
+    assert (first.text, first.mode, first.tries) == ("a", "text", 4)
     assert (second.text, second.tries) == ("b", 1)  # the working mode is remembered
-    sent = [r["body"].get("response_format", {}).get("type") for r in srv.requests]
-    assert sent == ["json_schema", "json_object", None, None]
-    assert srv.requests[0]["body"]["response_format"]["json_schema"]["schema"] == {"type": "object"}
+    sent = [r["body"].get("response_format") for r in srv.requests]
+    assert sent[0] == {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"},
+                                                              "strict": False}}
+    assert sent[1:] == [{"type": "json_object", "schema": {"type": "object"}}, {"type": "json_object"}, None, None]
 
 
-def test_backend_stays_in_json_mode_when_the_server_supports_it():
-    with FakeOpenAI(["a"], modes=("json_object", "text")) as srv:
+@pytest.mark.parametrize("modes, expected", [(("json_object", "text"), "json_object"),
+                                             (("json_object_schema", "json_object", "text"), "json_object_schema")])
+def test_backend_stops_at_the_first_mode_the_server_supports(modes, expected):
+    with FakeOpenAI(["a"], modes=modes) as srv:
         c = ChatBackend(settings(srv.base_url)).complete(MSG, schema={"type": "object"})
-    assert c.mode == "json_object" and c.tries == 2
+    assert c.mode == expected
+
+
+def test_backend_treats_a_server_error_naming_response_format_as_a_refusal():
+    # llama-cpp-python answers an unknown response_format type with a 500 that names the field
+    refusal = {"status": 500, "message": "body.response_format.type: Input should be 'text' or 'json_object'"}
+    with FakeOpenAI([refusal, "a"]) as srv:
+        c = ChatBackend(settings(srv.base_url, max_retries=0)).complete(MSG, schema={"type": "object"})
+    assert (c.text, c.mode, c.tries) == ("a", "json_object_schema", 2)
 
 
 def test_backend_retries_500_429_and_timeouts_with_backoff():

@@ -4,9 +4,11 @@ One :class:`ChatBackend` wraps the official ``openai`` client with the settings 
 ``config.manager`` and adds what a search needs from an endpoint:
 
 * **structured output with fallbacks**: ``output=auto`` asks for the answer's JSON
-  schema (``response_format: json_schema``); a server that refuses it (400/422) is
-  asked again in JSON mode (``json_object``), then in plain text, and the mode that
-  worked is kept for later requests. The verifier parses whatever text comes back.
+  schema (``response_format: json_schema``: OpenAI, vLLM); a server that refuses it
+  (a 400/422, or any error that names ``response_format``, as llama.cpp's 500) is
+  asked with the schema inside JSON mode (``json_object`` + ``schema``: llama.cpp's
+  grammar-constrained decoding), then in plain JSON mode, then in plain text; the
+  mode that worked is kept for later requests. The verifier parses whatever comes back.
 * **bounded retries with backoff** on network errors, timeouts, 429 and 5xx (the
   client's own retries are off, so the count is exactly ``max_retries``); after
   that :class:`BackendError`. Other errors (401, 404 ...) fail at once.
@@ -32,8 +34,8 @@ import openai
 
 log = logging.getLogger(__name__)
 
-OutputMode = Literal["json_schema", "json_object", "text"]
-MODES: tuple[OutputMode, ...] = ("json_schema", "json_object", "text")
+OutputMode = Literal["json_schema", "json_object_schema", "json_object", "text"]
+MODES: tuple[OutputMode, ...] = ("json_schema", "json_object_schema", "json_object", "text")
 NO_KEY = "not-set"  # sent when the key variable is unset: local servers (llama.cpp, vLLM, Ollama) ignore it
 
 
@@ -57,7 +59,7 @@ class BackendSettings:
     max_retries: int = 2
     backoff_s: float = 1.0
     api_key_env: str = "OPENAI_API_KEY"
-    output: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    output: Literal["auto", "json_schema", "json_object_schema", "json_object", "text"] = "auto"
 
     @classmethod
     def from_manager_config(cls, m: Any) -> "BackendSettings":
@@ -133,7 +135,9 @@ class ChatBackend:
     def _response_format(self, mode: OutputMode, schema: Mapping[str, Any] | None, name: str) -> dict | None:
         if mode == "json_schema" and schema is not None:
             return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": False}}
-        if mode in ("json_schema", "json_object"):
+        if mode == "json_object_schema" and schema is not None:
+            return {"type": "json_object", "schema": dict(schema)}
+        if mode != "text":
             return {"type": "json_object"}
         return None
 
@@ -163,6 +167,10 @@ class ChatBackend:
             except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
                     openai.APIStatusError) as e:
                 status = getattr(e, "status_code", None)
+                if status is not None and mode != "text" and "response_format" in str(e) and self._downgrade(mode):
+                    notes.append(f"{mode} refused ({self._short(e)}); falling back to {self.mode}")
+                    log.info("endpoint refused %s output; falling back to %s", mode, self.mode)
+                    continue
                 retryable = status is None or status == 429 or status >= 500
                 if not retryable:
                     raise BackendError(f"endpoint error: {self._short(e)}", time.perf_counter() - t0) from None
