@@ -112,9 +112,18 @@ def example_decision(surface: ActionSurface) -> dict:
     }
 
 
+def _compact(schema: Any) -> Any:
+    """The schema without pydantic's ``title`` keys (tokens a model does not need)."""
+    if isinstance(schema, dict):
+        return {k: _compact(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [_compact(v) for v in schema]
+    return schema
+
+
 def manager_system_prompt(family: Family, description: str, surface: ActionSurface, objective: Objective) -> str:
     """The manager's specification for one task (see the module docstring)."""
-    schema = json.dumps(decision_schema(), separators=(",", ":"))
+    schema = json.dumps(_compact(decision_schema()), separators=(",", ":"))
     example = json.dumps(example_decision(surface), separators=(", ", ": "))
     return "\n\n".join([
         "You are the training manager of a search over training schedules. Training runs in segments; after "

@@ -33,6 +33,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.timeout(3600)  # a small local model on a CPU takes seconds to minutes per answer
 @pytest.mark.parametrize("task", TASKS)
 def test_short_search_against_the_endpoint(task, tmp_path, monkeypatch):
     seen: list[dict] = []
