@@ -109,7 +109,8 @@ def plot_tree(run: RunData) -> Figure:
     ax.scatter([pos[r.id][0]], [pos[r.id][1]], marker="D", s=60, color="black", zorder=3, gid="root", label="root")
     for n in nodes:
         x, y = pos[n.id]
-        ax.annotate(str(n.id), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=6, color="#555555")
+        text = str(n.id) if n.val_score is None else f"{n.id}: {n.val_score:.4g}"
+        ax.annotate(text, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=6, color="#555555")
     if mappable is not None:
         outside = any(not norm.vmin <= n.val_score <= norm.vmax for n in finite)
         cb = fig.colorbar(mappable, ax=ax, pad=0.01, extend="both" if outside else "neither")
