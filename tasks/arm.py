@@ -42,6 +42,7 @@ ACT_DIM = 2
 STD_LOW, STD_HIGH = 0.01, 2.0  # bounds of the action_std knob; the learnable log-std is clamped to them
 VAL_SEEDS = range(10_000, 10_000 + 1000)  # evaluation episode seeds (first eval_episodes of each range are used)
 TEST_SEEDS = range(20_000, 20_000 + 1000)  # disjoint from VAL_SEEDS
+TRAIN_SEED_BASE = 1_000_000  # training environments reset with TRAIN_SEED_BASE + 1000 * seed + i: never an eval seed
 VAL_NOISE_SEED, TEST_NOISE_SEED = 777, 888  # action-noise generators of the stochastic evaluations
 
 RECIPES: dict[str, Recipe] = {
@@ -189,8 +190,9 @@ class ArmTask(Task):
         "Gaussian: an MLP gives the mean joint velocities and a learnable, state-independent log-std the "
         "action noise; a separate MLP estimates values. The arm starts fully extended and horizontal; a "
         "circular obstacle lies on the straight path between its end effector and the target, so the arm "
-        "must swing around it through joint space. An episode ends on reaching the target (safe success), on "
-        "touching the obstacle with either link (collision), or at the step limit. Reward per step: progress "
+        "must swing around it through joint space. An episode ends on reaching the target gently (inside its "
+        "radius with both joint speeds at most a quarter of the maximum: a safe success), on touching the "
+        "obstacle with either link (collision), or at the step limit. Reward per step: progress "
         "toward the target minus movement_cost * |action|^2, minus safety_penalty on a collision, plus a fixed "
         "bonus on success. One segment step is one PPO update (a rollout of num_envs x rollout_steps "
         "environment steps, then clipped updates). The goal is the highest safe-success rate of the policy "
@@ -209,7 +211,8 @@ class ArmTask(Task):
                  caution="too small: no exploration, nothing is learned; too large: random clipped actions, collisions"),
             Knob("ent_coef", 0.0, 0.05, Scale.LINEAR, 0.2, Role.EXPLORATION,
                  "entropy bonus weight in the actor loss; a positive value pushes the learnable std up"),
-            Knob("actor_lr", 1e-5, 3e-3, Scale.LOG, 1.0, Role.OPTIMIZER, "Adam learning rate of the policy (mean and log-std)"),
+            Knob("actor_lr", 1e-5, 3e-3, Scale.LOG, 1.0, Role.OPTIMIZER,
+                 "Adam learning rate of the policy mean (the learnable log-std moves at a tenth of it)"),
             Knob("movement_cost", 0.0, 0.05, Scale.LINEAR, 0.2, Role.OBJECTIVE,
                  "reward penalty per step on |action|^2; higher favours small, deliberate joint motions"),
             Knob("safety_penalty", 0.0, 5.0, Scale.LINEAR, 0.2, Role.OBJECTIVE,
@@ -241,7 +244,7 @@ class ArmTask(Task):
         actor_opt = actor_optimizer(actor)
         critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, eps=1e-5)
         envs = [make_env(cfg.max_steps) for _ in range(cfg.num_envs)]
-        obs = np.stack([env.reset(seed=seed * 1000 + i)[0] for i, env in enumerate(envs)])  # (N, OBS_DIM)
+        obs = np.stack([env.reset(seed=TRAIN_SEED_BASE + 1000 * seed + i)[0] for i, env in enumerate(envs)])  # (N, OBS_DIM)
         return {
             "actor": actor.state_dict(), "critic": critic.state_dict(),
             "actor_optim": actor_opt.state_dict(), "critic_optim": critic_opt.state_dict(),
