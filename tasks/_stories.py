@@ -39,6 +39,8 @@ HUB_DATASET = "roneneldan/TinyStories"
 HUB_FILE = "TinyStories-valid.txt"  # ~22k stories, 19 MB: plenty for a 2,000-story training split
 DATA_SPLIT_SEED = 20230512  # fixes the train/val/test split; the search seed only varies the model
 TOKENIZER_VERSION = 1  # bump when the tokenizer recipe changes, so old caches are not reused
+TOKENS_VERSION = 2  # bump when the encoded-split layout changes
+NO_QUOTE = 2**31 - 1  # quote_at of a story without quoted speech
 
 _QUOTED = re.compile(r"[\"“”][^\"“”\n]{2,}[\"“”]")
 
@@ -430,11 +432,17 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 @dataclass(frozen=True)
 class TokenSplit:
-    """One split as token sequences ``[EOT] + story + [EOT]`` stored flat, plus dialogue labels."""
+    """One split as token sequences ``[EOT] + story + [EOT]`` stored flat, plus where dialogue shows.
+
+    ``quote_at[i]`` is the position in sequence i of the token that closes the story's
+    first quoted speech (``NO_QUOTE`` when there is none): a window of the first T
+    tokens shows dialogue exactly when ``quote_at < T``.
+    """
 
     tokens: torch.Tensor  # (total,) int32, all sequences back to back
     offsets: torch.Tensor  # (n + 1,) int64, sequence i is tokens[offsets[i]:offsets[i + 1]]
-    dialogue: torch.Tensor  # (n,) float32, 1.0 when story i contains quoted speech
+    dialogue: torch.Tensor  # (n,) float32, 1.0 when story i contains quoted speech anywhere
+    quote_at: torch.Tensor  # (n,) int64
 
     def __len__(self) -> int:
         return len(self.dialogue)
@@ -458,12 +466,24 @@ class StoryTokens:
 
 
 def _encode(tok, stories: list[str], eot: int) -> TokenSplit:
-    ids = [[eot] + enc.ids + [eot] for enc in tok.encode_batch(stories)]
+    encs = tok.encode_batch(stories)
+    ids = [[eot] + enc.ids + [eot] for enc in encs]
     lengths = torch.tensor([len(x) for x in ids], dtype=torch.int64)
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
     flat = torch.tensor([t for x in ids for t in x], dtype=torch.int32)
     dialogue = torch.tensor([float(has_dialogue(s)) for s in stories])
-    return TokenSplit(flat, offsets, dialogue)
+    quote_at = torch.tensor([_quote_at(s, enc.offsets) for s, enc in zip(stories, encs)], dtype=torch.int64)
+    return TokenSplit(flat, offsets, dialogue, quote_at)
+
+
+def _quote_at(text: str, spans: list[tuple[int, int]]) -> int:
+    """Sequence position (after the leading EOT) of the token holding the first quoted speech's closing quote."""
+    m = _QUOTED.search(text)
+    if m is None:
+        return NO_QUOTE
+    close = m.end() - 1  # character index of the closing quote
+    i = next(i for i, (_, end) in enumerate(spans) if end > close)
+    return i + 1
 
 
 def load_tokens(data: str | None, n_train: int, n_val: int, n_test: int, vocab_size: int) -> StoryTokens:
@@ -471,7 +491,7 @@ def load_tokens(data: str | None, n_train: int, n_val: int, n_test: int, vocab_s
     splits = load_splits(data, n_train, n_val, n_test)
     tok, tok_cached = train_tokenizer(splits.train, vocab_size)
     eot, pad = tok.token_to_id(EOT), tok.token_to_id(PAD)
-    key = _digest(f"tokens-v{TOKENIZER_VERSION}", tok.to_str(), *splits.train, "|val|", *splits.val, "|test|", *splits.test)
+    key = _digest(f"tokens-v{TOKENS_VERSION}", tok.to_str(), *splits.train, "|val|", *splits.val, "|test|", *splits.test)
     path = cache_dir() / "tokens" / f"{key}.pt"
     tokens_cached = path.is_file()
     if tokens_cached:
@@ -498,7 +518,8 @@ def sample_windows(split: TokenSplit, batch: int, context: int, pad: int, gen: t
     """A random batch of ``batch`` stories (drawn with replacement by ``gen``).
 
     Returns inputs (B, T), targets (B, T) with -1 on padding, dialogue labels (B,)
-    and the index of each window's last real input position (B,).
+    (1.0 when quoted speech shows inside the window) and the index of each
+    window's last real input position (B,).
     """
     idx = torch.randint(len(split), (batch,), generator=gen)  # (B,)
     return story_windows(split, idx, context, pad)
@@ -522,4 +543,5 @@ def story_windows(split: TokenSplit, idx: torch.Tensor, context: int, pad: int):
         x[b, :n] = seq[:-1]
         y[b, :n] = seq[1:]
         last[b] = n - 1
-    return x, y, split.dialogue[idx], last
+    shows_dialogue = (split.quote_at[idx] < context).float()  # (B,)
+    return x, y, shows_dialogue, last

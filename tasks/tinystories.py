@@ -53,12 +53,12 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "smoke": Preset(vocab_size=384, n_layer=1, n_head=2, n_embd=32, context=32, batch_size=4, grad_accum=1,
+    "smoke": Preset(vocab_size=384, n_layer=1, n_head=2, n_embd=32, context=64, batch_size=4, grad_accum=1,
                     n_train=200, n_val=40, n_test=40, eval_windows=16, test_windows=32, eval_batch=16,
                     search=SearchDefaults(segment_steps=8, max_depth=2, budget_steps=48, eval_every=4)),
-    "cpu": Preset(vocab_size=2048, n_layer=2, n_head=4, n_embd=192, context=64, batch_size=16, grad_accum=1,
+    "cpu": Preset(vocab_size=4096, n_layer=2, n_head=4, n_embd=192, context=64, batch_size=16, grad_accum=1,
                   n_train=2000, n_val=300, n_test=300, eval_windows=64, test_windows=300, eval_batch=64,
-                  search=SearchDefaults(segment_steps=300, max_depth=5, budget_steps=4500, eval_every=50)),
+                  search=SearchDefaults(segment_steps=300, max_depth=4, budget_steps=4200, eval_every=50)),
     "paper": Preset(vocab_size=4096, n_layer=6, n_head=6, n_embd=384, context=256, batch_size=16, grad_accum=2,
                     n_train=2000, n_val=300, n_test=300, eval_windows=256, test_windows=300, eval_batch=64,
                     search=SearchDefaults(segment_steps=250, max_depth=4, budget_steps=8000, eval_every=50)),
@@ -115,7 +115,7 @@ class TinyStoriesOptions(TaskOptions):
             raise ValueError(f"data must be a .txt, .jsonl or .parquet file, 'hub' or 'generator', got {v!r}")
         if not p.is_file():
             raise ValueError(f"data file {v!r} does not exist")
-        return v
+        return str(p.resolve())  # absolute, so a resumed run finds it from any directory
 
     @model_validator(mode="after")
     def _fill_from_preset(self) -> "TinyStoriesOptions":

@@ -199,7 +199,7 @@ def test_options_reject_bad_input(options, message):
 
 def test_options_fill_from_preset():
     task = smoke(batch_size=3)
-    assert task.options.batch_size == 3 and task.options.context == 32
+    assert task.options.batch_size == 3 and task.options.context == PRESETS["smoke"].context
     cpu = make_task("tinystories_overfit", {"preset": "cpu", "device": "cpu"})
     assert cpu.options.context == PRESETS["cpu"].context and cpu.search_defaults().max_depth >= 2
     assert make_task("tinystories_overfit", {"device": "cpu"}).options.preset == (

@@ -85,3 +85,17 @@ def test_overfit_checkpoint_is_refused():
 def test_bad_options_are_rejected():
     with pytest.raises(TaskOptionsError, match="preset"):
         make_task("tinystories_aux", {"preset": "gpu"})
+
+
+def test_window_label_means_quoted_speech_is_visible():
+    from searchmgr.tasks._stories import fixed_windows, has_dialogue, load_splits, train_tokenizer
+
+    task = smoke()
+    d, T = task.data, task.options.context
+    tok, cached = train_tokenizer(load_splits("generator", 200, 40, 40).train, task.options.vocab_size)
+    assert cached  # the task trained it already
+    x, _, label, last = fixed_windows(d.train, 200, T, d.pad)
+    seen = [has_dialogue(tok.decode(x[b, :last[b] + 1].tolist())) for b in range(len(x))]
+    assert label.tolist() == [float(s) for s in seen]
+    assert 0 < label.sum() < len(label)  # both classes occur
+    assert (label <= d.train.dialogue[:200]).all()  # a visible quote implies a dialogue story
