@@ -218,7 +218,7 @@ def plot_analyze(rows: Sequence[tuple[RunData, Analysis]]) -> Figure:
     handles = [Line2D([], [], marker="s", ls="", color=LABEL_COLOURS[lab], label=lab.value) for lab in Label]
     fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncol=4, frameon=False)
     gains = [improvement(run) for run, _ in rows]
-    bars = bx.barh(range(n_runs), [100 * (g or 0.0) for g in gains], color=BEST, gid="improvement")
+    bars = bx.barh(range(n_runs), [100 * (g or 0.0) for g in gains], color="#4c72b0", gid="improvement")
     for b, g in zip(bars, gains):
         bx.text(b.get_width(), b.get_y() + b.get_height() / 2, "n/a" if g is None else f" {100 * g:+.1f}%",
                 va="center", fontsize=7)
