@@ -128,9 +128,8 @@ def figure(name: str, fixed: list[dict], searches: list[dict], path: Path, docs_
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for r in fixed:
-        if r["label"] not in FIGURES[name]:
-            continue
+    order = {label: i for i, label in enumerate(reversed(FIGURES[name]))}  # the task's own recipe drawn last, on top
+    for r in sorted((r for r in fixed if r["label"] in order), key=lambda r: order[r["label"]]):
         xs = [p["env_steps"] / 1000 for p in r["points"]]
         c = COLOURS[r["label"]]
         std = r["recipe"]["action_std"]
