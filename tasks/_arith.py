@@ -11,10 +11,20 @@ seed) and disjoint; training problems are drawn from a stream keyed by
 of a run is a pure function of its seed and the global step.
 
 The warm-up is a short supervised run on the training stream that brings the
-model to a non-trivial accuracy so that GRPO has signal. It is saved with
-``save_pretrained`` (trl builds its reference model from that path) under the
-cache directory (``$SEARCHMGR_CACHE``, default ``~/.cache/searchmgr``), keyed by a
-hash of everything that defines it.
+model to a non-trivial accuracy so that GRPO has signal. Its data carry a
+systematic *sign slip*: in a share ``slip`` of the subtractions the target is
+``b - a`` instead of ``a - b`` (``47-85=`` -> ``38`` instead of ``-38``). The
+warmed-up model thus computes magnitudes but often writes the wrong sign, and the
+verifiable reward has to elicit the right rule. This is the regime GRPO works in
+with language models: the skill is latent, the preference is wrong. (Learning the
+arithmetic itself from a binary reward would take a tiny model tens of thousands
+of steps, far more than a schedule search on a CPU can afford.) The warm-up stops
+once greedy accuracy *up to the sign* on a dev set from the training stream
+reaches ``target_accuracy``.
+
+The model is saved with ``save_pretrained`` (trl builds its reference model from
+that path) under the cache directory (``$SEARCHMGR_CACHE``, default
+``~/.cache/searchmgr``), keyed by a hash of everything that defines it.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,8 +59,17 @@ class Problem:
         return f"{self.a:0{digits}d}{self.op}{self.b:0{digits}d}="
 
     @property
+    def value(self) -> int:
+        return self.a + self.b if self.op == "+" else self.a - self.b
+
+    @property
     def answer(self) -> str:
-        return str(self.a + self.b if self.op == "+" else self.a - self.b)
+        return str(self.value)
+
+    @property
+    def slipped(self) -> str:
+        """The answer with the sign slip: ``b - a`` for a subtraction (the same as ``answer`` for an addition)."""
+        return str(-self.value if self.op == "-" else self.value)
 
 
 def random_problem(rng: random.Random, digits: int) -> Problem:
@@ -125,14 +145,18 @@ class WarmupSpec:
     n_layer: int
     n_embd: int
     n_head: int
-    steps: int
+    steps: int  # at most this many steps
     batch_size: int
     lr: float
     seed: int
     n_val: int
     n_test: int
+    slip: float = 0.0  # share of subtraction targets with the sign slip
+    target_accuracy: float = 1.0  # stop once greedy accuracy up to the sign on a dev set reaches it
+    check_every: int = 50
+    weight_decay: float = 0.01  # a little decay makes the warm-up reach the target far more reliably
     model: str | None = None  # a causal LM path or hub name; None builds the offline GPT-2
-    version: int = 1  # bump when the warm-up code changes meaning
+    version: int = 2  # bump when the warm-up code changes meaning
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -157,10 +181,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEARCHMGR_CACHE", Path.home() / ".cache" / "searchmgr"))
 
 
-def sft_batch(tok, problems: Sequence[Problem], digits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompt + answer + end token, right-padded; labels only on the answer and end token."""
+def sft_batch(tok, problems: Sequence[Problem], targets: Sequence[str], digits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt + target + end token, right-padded; labels only on the target and end token."""
     prompts = tok([p.prompt(digits) for p in problems])["input_ids"]
-    answers = tok([p.answer for p in problems], add_special_tokens=False)["input_ids"]
+    answers = tok(list(targets), add_special_tokens=False)["input_ids"]
     rows = [q + a + [tok.eos_token_id] for q, a in zip(prompts, answers)]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
@@ -172,8 +196,9 @@ def sft_batch(tok, problems: Sequence[Problem], digits: int) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def greedy_accuracy(model, tok, problems: Sequence[Problem], digits: int, max_new_tokens: int, batch: int = 256) -> float:
-    """Exact-match accuracy of greedy decoding (the RNG state is left untouched)."""
+def greedy_scores(model, tok, problems: Sequence[Problem], digits: int, max_new_tokens: int,
+                  batch: int = 256) -> tuple[float, float]:
+    """Greedy decoding's exact-match accuracy and its accuracy up to the sign (the RNG state is left untouched)."""
     from transformers import GenerationConfig
 
     gen = GenerationConfig(
@@ -182,23 +207,30 @@ def greedy_accuracy(model, tok, problems: Sequence[Problem], digits: int, max_ne
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = 0
+    exact = unsigned = 0
     for i in range(0, len(problems), batch):
         chunk = problems[i : i + batch]
         enc = tok([p.prompt(digits) for p in chunk], padding=True, padding_side="left", return_tensors="pt").to(device)
         out = model.generate(**enc, generation_config=gen)  # (B, Tp) -> (B, Tp + Tc); Tp fixed for the char tokenizer
-        texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        correct += sum(t.strip() == p.answer for t, p in zip(texts, chunk))
+        texts = [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        exact += sum(t == p.answer for t, p in zip(texts, chunk))
+        unsigned += sum(t.removeprefix("-") == str(abs(p.value)) for t, p in zip(texts, chunk))
     model.train(was_training)
-    return correct / max(len(problems), 1)
+    n = max(len(problems), 1)
+    return exact / n, unsigned / n
 
 
-def warm_start(spec: WarmupSpec, device: str = "cpu", log=print) -> Path:
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def warm_start(spec: WarmupSpec, device: str = "cpu", log=_log) -> Path:
     """Return the directory of the warmed-up model and tokenizer, training it once if it is not cached."""
     target = cache_dir() / "grpo_arith" / f"warmup-{spec.key()}"
     if (target / "warmup.json").exists():
         return target
-    log(f"grpo_arith: supervised warm-up ({spec.steps} steps, cached at {target})")
+    log(f"grpo_arith: supervised warm-up (up to {spec.steps} steps or dev accuracy up to the sign "
+        f"{spec.target_accuracy}; cached at {target})")
     torch.manual_seed(spec.seed)
     if spec.model is None:
         tok = build_tokenizer()
@@ -213,12 +245,17 @@ def warm_start(spec: WarmupSpec, device: str = "cpu", log=print) -> Path:
     model.to(device)
     val, test = held_out_sets(spec.digits, spec.n_val, spec.n_test)
     exclude = set(val) | set(test)
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.0)
+    # a dev set from the training stream (a round GRPO never reaches) decides when the warm-up is good enough
+    dev = [train_problem(spec.seed, -(10**9), j, spec.digits, exclude) for j in range(200)]
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     model.train()
+    dev_acc, steps_done = 0.0, 0
     for step in range(spec.steps):
         # a fresh batch from the training stream (round = -1 - step keeps it apart from GRPO's rounds)
         problems = [train_problem(spec.seed, -1 - step, j, spec.digits, exclude) for j in range(spec.batch_size)]
-        ids, labels = (t.to(device) for t in sft_batch(tok, problems, spec.digits))  # (B, T), (B, T)
+        slips = random.Random(f"slip:{spec.seed}:{step}")
+        targets = [p.slipped if slips.random() < spec.slip else p.answer for p in problems]
+        ids, labels = (t.to(device) for t in sft_batch(tok, problems, targets, spec.digits))  # (B, T), (B, T)
         lr = spec.lr * min(1.0, (step + 1) / 50)  # short linear warm-up, then constant
         for g in opt.param_groups:
             g["lr"] = lr
@@ -227,16 +264,24 @@ def warm_start(spec: WarmupSpec, device: str = "cpu", log=print) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    acc = greedy_accuracy(model, tok, val, spec.digits, max_new_tokens=spec.digits + 3)
+        steps_done = step + 1
+        if steps_done % spec.check_every == 0:
+            dev_acc = greedy_scores(model, tok, dev, spec.digits, spec.digits + 3)[1]
+            if dev_acc >= spec.target_accuracy:
+                break
+    acc, magnitude = greedy_scores(model, tok, val, spec.digits, spec.digits + 3)
     # write atomically: a temp directory renamed into place
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     model.cpu().save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "warmup.json").write_text(json.dumps({"spec": asdict(spec), "val_accuracy": acc, "final_loss": loss.item()}))
+    (tmp / "warmup.json").write_text(json.dumps({"spec": asdict(spec), "steps": steps_done, "dev_accuracy": dev_acc,
+                                                   "val_accuracy": acc, "val_accuracy_up_to_sign": magnitude,
+                                                   "final_loss": loss.item()}))
     try:
         tmp.rename(target)
     except OSError:  # another process finished the same warm-up first; keep theirs
         shutil.rmtree(tmp)
-    log(f"grpo_arith: warm-up done, greedy validation accuracy {acc:.3f}")
+    log(f"grpo_arith: warm-up done after {steps_done} steps, greedy validation accuracy {acc:.3f} "
+        f"({magnitude:.3f} up to the sign)")
     return target

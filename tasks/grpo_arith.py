@@ -1,27 +1,34 @@
 """grpo_arith: GRPO post-training (trl's ``GRPOTrainer``) of a small LM on verifiable arithmetic.
 
 The LLMZero setting at a scale a CPU can run. A policy answers problems such as
-``0347+0085=`` with an integer and an end token; two reward functions score each
-completion: ``correctness_reward`` (1 for the exact answer) and ``format_reward``
-(1 for a single integer that ends with the end token, weighted 0.2). The search
-objective is greedy-decoding accuracy on a fixed validation set; a disjoint test
-set is reported at the end of each segment.
+``47-85=`` (zero-padded to a fixed width) with an integer and an end token; two
+reward functions score each completion: ``correctness_reward`` (1 for the exact
+answer) and ``format_reward`` (1 for a single integer that ends with the end
+token, weighted 0.25). The search objective is greedy-decoding accuracy on a fixed
+validation set (``val/accuracy``); a disjoint test set is reported at the end of
+each segment. ``*/accuracy_unsigned`` ignores the sign of the answer.
 
 Offline by default: a small GPT-2 built from a ``transformers`` config and a
-character tokenizer built here, first brought to a non-trivial accuracy by a short
-supervised warm-up that is cached on disk (``_arith.py``). The warm-up model is
-also trl's reference model for the KL term. ``model=`` takes any causal LM path
-or hub name instead (with a GPU; it gets the same warm-up).
+character tokenizer built here, first brought to a non-trivial accuracy by a
+supervised warm-up that is cached on disk (``_arith.py``). The warm-up data carry a
+systematic sign slip (in 80% of subtractions the target is ``b - a``), so the
+warmed-up model computes magnitudes but often writes the wrong sign: GRPO has to
+elicit the right rule from the reward, the regime in which it works on language
+models (a tiny model cannot learn arithmetic itself from a binary reward within a
+CPU budget). The warm-up model is also trl's reference model for the KL term.
+``model=`` takes any causal LM path or hub name instead (with a GPU; it gets the
+same warm-up, and learning rates on the usual LLM scale).
 
 Knobs (applied at segment boundaries; each segment builds a fresh ``GRPOTrainer``
 from the parent's checkpoint): ``lr`` (optimizer), ``beta`` (KL to the warm-up
 model; regularization), ``temperature`` (sampling; exploration), ``epsilon``
-(PPO-style clipping of the policy ratio; regularization), ``max_completion_length``
-and ``num_generations`` (capacity). Every optimizer step trains on a fixed number
-of completions (the preset's ``batch``); trl requires ``num_generations >= 2`` and
+(clipping of the policy ratio; regularization), ``max_completion_length`` and
+``num_generations`` (capacity). Every optimizer step trains on a fixed number of
+completions (the preset's ``batch``); trl requires ``num_generations >= 2`` and
 that it divides that batch, and the action surface's constraint rejects anything
-else. Each generation round is reused for ``num_iterations`` optimizer steps (trl's
-mu), so the policy ratio moves away from 1 and ``epsilon`` matters.
+else with the valid choices. Each generation round is reused for
+``num_iterations`` optimizer steps (trl's mu = 2), so the policy ratio moves away
+from 1 and ``epsilon`` matters.
 
 Learning-rate schedule: constant within a segment (the recipe's ``lr``), as in most
 GRPO recipes; a schedule is what the search discovers across segments.
@@ -30,12 +37,17 @@ Resuming is exact: the checkpoint holds the model, the AdamW state, the global
 step, the run's seed (the training prompts are a pure function of seed and step),
 the RNG states, and trl's buffered generation round when a segment ends inside
 one. Two segments of N steps give the same parameters as one of 2N.
+
+Presets: ``smoke`` (tests, seconds), ``default`` (two-digit problems, minutes on a
+CPU; the first use spends a few minutes on the cached warm-up), ``gpu`` (four-digit
+problems, a 6x256 GPT-2 or ``model=``, batches of 256 completions).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import warnings
@@ -51,7 +63,7 @@ from pydantic import Field, field_validator
 
 from searchmgr.surface import ActionSurface, Knob, Recipe, Role, Scale
 from searchmgr.tasks._arith import (
-    WarmupSpec, correctness_reward, format_reward, greedy_accuracy, held_out_sets, train_problem, warm_start,
+    WarmupSpec, correctness_reward, format_reward, greedy_scores, held_out_sets, train_problem, warm_start,
 )
 from searchmgr.tasks.base import (
     Direction, Family, Objective, OnEval, SearchDefaults, Segment, SegmentResult, Task, TaskOptions,
@@ -82,7 +94,9 @@ class Preset:
     n_layer: int
     n_embd: int
     n_head: int
-    warmup_steps: int  # supervised warm-up steps (cached)
+    warmup_steps: int  # at most this many supervised warm-up steps (cached)
+    warmup_target: float  # ... or until greedy accuracy up to the sign on a dev set reaches this
+    warmup_slip: float  # share of the warm-up's subtraction targets with the sign flipped
     warmup_batch: int
     warmup_lr: float
     n_val: int
@@ -96,22 +110,24 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # seconds: for tests; the tiny warm-up leaves the model weak but GRPO runs end to end
-    "smoke": Preset(digits=1, n_layer=1, n_embd=32, n_head=2, warmup_steps=150, warmup_batch=64, warmup_lr=3e-3,
-                    n_val=40, n_test=40, batch=12, num_iterations=2, lr=1e-3, lr_range=(1e-5, 1e-2),
-                    num_generations=4,
+    # seconds, for tests: one-digit problems; the tiny warm-up leaves the model weak but GRPO runs end to end
+    "smoke": Preset(digits=1, n_layer=1, n_embd=32, n_head=2, warmup_steps=150, warmup_target=1.0, warmup_slip=0.8, warmup_batch=64,
+                    warmup_lr=3e-3, n_val=40, n_test=40, batch=12, num_iterations=2, lr=1e-3,
+                    lr_range=(1e-5, 1e-2), num_generations=4,
                     search=SearchDefaults(segment_steps=4, max_depth=2, budget_steps=24, eval_every=2)),
-    # minutes on a CPU: two-digit addition and subtraction, warm-up to about a third correct
-    "default": Preset(digits=2, n_layer=2, n_embd=64, n_head=4, warmup_steps=1400, warmup_batch=64, warmup_lr=3e-3,
-                      n_val=200, n_test=200, batch=48, num_iterations=2, lr=1e-3, lr_range=(1e-5, 1e-2),
-                      num_generations=8,
-                      search=SearchDefaults(segment_steps=40, max_depth=4, budget_steps=640, eval_every=10)),
-    # a GPU: four-digit problems, a larger GPT-2 (or model=<causal LM>), bigger batches
-    "gpu": Preset(digits=4, n_layer=6, n_embd=256, n_head=8, warmup_steps=6000, warmup_batch=256, warmup_lr=1e-3,
-                  n_val=500, n_test=500, batch=256, num_iterations=2, lr=3e-4, lr_range=(1e-6, 3e-3),
-                  num_generations=16,
-                  search=SearchDefaults(segment_steps=100, max_depth=5, budget_steps=4000, eval_every=25)),
+    # minutes on a CPU: two-digit addition and subtraction; the warm-up stops at 40% dev accuracy (~3 min, once)
+    "default": Preset(digits=2, n_layer=2, n_embd=64, n_head=4, warmup_steps=4000, warmup_target=0.7, warmup_slip=0.8, warmup_batch=64,
+                      warmup_lr=1e-3, n_val=500, n_test=500, batch=48, num_iterations=2, lr=1e-4,
+                      lr_range=(1e-5, 1e-2), num_generations=8,
+                      search=SearchDefaults(segment_steps=60, max_depth=4, budget_steps=1440, eval_every=20)),
+    # a GPU: four-digit problems, a 6x256 GPT-2 (or model=<causal LM>, whose learning rates are HUB_LR), bigger batches
+    "gpu": Preset(digits=4, n_layer=6, n_embd=256, n_head=8, warmup_steps=20000, warmup_target=0.5, warmup_slip=0.8, warmup_batch=256,
+                  warmup_lr=1e-3, n_val=1000, n_test=1000, batch=256, num_iterations=2, lr=1e-4,
+                  lr_range=(1e-6, 3e-3), num_generations=16,
+                  search=SearchDefaults(segment_steps=100, max_depth=5, budget_steps=5000, eval_every=25)),
 }
+# with model=<a pretrained causal LM> the policy is large: learning rates on the usual LLM scale
+HUB_LR, HUB_LR_RANGE = 1e-6, (1e-7, 1e-4)
 
 
 def _default_device() -> str:
@@ -284,6 +300,8 @@ class GrpoArith(Task):
         p = PRESETS[o.preset]
         if o.warmup_steps is not None:
             p = replace(p, warmup_steps=o.warmup_steps)
+        if o.model is not None:
+            p = replace(p, lr=HUB_LR, lr_range=HUB_LR_RANGE)
         self.preset = p
         self.val_set, self.test_set = held_out_sets(p.digits, p.n_val, p.n_test)
         self._held_out = set(self.val_set) | set(self.test_set)
@@ -305,16 +323,18 @@ class GrpoArith(Task):
         return self.preset.search
 
     def info(self) -> dict[str, Any]:
-        p = self.preset
+        p, warm = self.preset, self.warm_dir()
+        done = json.loads((warm / "warmup.json").read_text())
         return {"model": self.options.model or f"gpt2 {p.n_layer}x{p.n_embd} (offline, char tokenizer)",
-                "digits": p.digits, "warmup_steps": p.warmup_steps, "warmup_dir": str(self.warm_dir()),
-                "batch": p.batch, "num_iterations": p.num_iterations, "n_val": p.n_val, "n_test": p.n_test}
+                "digits": p.digits, "warmup": f"{done['steps']} steps, val accuracy {done['val_accuracy']:.3f}",
+                "warmup_dir": str(warm), "batch": p.batch, "num_iterations": p.num_iterations,
+                "n_val": p.n_val, "n_test": p.n_test}
 
     def warm_spec(self) -> WarmupSpec:
         p = self.preset
         return WarmupSpec(digits=p.digits, n_layer=p.n_layer, n_embd=p.n_embd, n_head=p.n_head, steps=p.warmup_steps,
                           batch_size=p.warmup_batch, lr=p.warmup_lr, seed=0, n_val=p.n_val, n_test=p.n_test,
-                          model=self.options.model)
+                          slip=p.warmup_slip, target_accuracy=p.warmup_target, model=self.options.model)
 
     def warm_dir(self) -> Path:
         if self._warm_dir is None:
@@ -342,11 +362,11 @@ class GrpoArith(Task):
                 "trl_buffer": None}
 
     def evaluate(self, model, tok, test: bool = False) -> dict[str, float]:
-        """Greedy accuracy on the validation set (and the test set when ``test``)."""
-        n_new = self.preset.digits + 3
-        out = {"val/accuracy": greedy_accuracy(model, tok, self.val_set, self.preset.digits, n_new)}
-        if test:
-            out["test/accuracy"] = greedy_accuracy(model, tok, self.test_set, self.preset.digits, n_new)
+        """Greedy accuracy on the validation set (and the test set when ``test``); also ignoring the sign."""
+        digits, n_new = self.preset.digits, self.preset.digits + 3
+        out = {}
+        for split, problems in (("val", self.val_set), ("test", self.test_set))[: 2 if test else 1]:
+            out[f"{split}/accuracy"], out[f"{split}/accuracy_unsigned"] = greedy_scores(model, tok, problems, digits, n_new)
         return out
 
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:

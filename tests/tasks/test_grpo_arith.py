@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
@@ -17,6 +19,13 @@ EOS = 1
 @pytest.fixture(scope="module")
 def task():
     return make_task("grpo_arith", {"preset": "smoke", "device": "cpu"})
+
+
+def _roundtrip(checkpoint: dict) -> dict:
+    """Through bytes, as the store keeps checkpoints."""
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    return torch.load(io.BytesIO(buf.getvalue()), weights_only=False)
 
 
 def _run(task, checkpoint, recipe, start, steps, eval_every=2, stop_at=None):
@@ -50,6 +59,7 @@ def test_rewards_score_correct_wrong_and_malformed_completions():
 
 def test_problems_answers_and_disjoint_held_out_sets():
     assert Problem(47, "-", 85).answer == "-38" and Problem(3, "+", 9).prompt(2) == "03+09="
+    assert Problem(47, "-", 85).slipped == "38" and Problem(3, "+", 9).slipped == "12"  # the warm-up's sign slip
     val, test = held_out_sets(2, 200, 200)
     assert len(set(val)) == 200 and not set(val) & set(test)
     held = set(val) | set(test)
@@ -101,9 +111,9 @@ def test_smoke_segment_trains_and_emits_the_telemetry(task, straight):
     first, last = log[0][1], log[-1][1]
     for key in ("train/reward_mean", "train/reward_std", "train/reward_correct", "train/reward_format", "train/kl",
                 "train/entropy", "train/completion_length", "train/clipped_ratio", "train/frac_zero_std",
-                "val/accuracy"):
+                "val/accuracy", "val/accuracy_unsigned"):
         assert key in first, key
-    assert "test/accuracy" in last and "test/accuracy" not in first
+    assert "test/accuracy" in last and "test/accuracy_unsigned" in last and "test/accuracy" not in first
     assert 0.0 <= last["val/accuracy"] <= 1.0
     assert result.checkpoint["step"] == 8
     root = task.init(0)["model"]
@@ -113,7 +123,7 @@ def test_smoke_segment_trains_and_emits_the_telemetry(task, straight):
 def test_two_segments_resume_exactly_as_one(task, straight):
     (whole, whole_log), recipe = straight, task.base_recipe()
     first, log1 = _run(task, task.init(0), recipe, 0, 4)
-    second, log2 = _run(task, first.checkpoint, recipe, 4, 4)
+    second, log2 = _run(task, _roundtrip(first.checkpoint), recipe, 4, 4)
     for k, v in whole.checkpoint["model"].items():
         assert torch.equal(v, second.checkpoint["model"][k]), k
     strip = lambda m: {k: v for k, v in m.items() if not k.startswith("test/")}  # noqa: E731
@@ -128,7 +138,7 @@ def test_resume_inside_a_generation_round_is_exact(task, straight):
     whole, recipe = straight[0], task.base_recipe()
     first, _ = _run(task, task.init(0), recipe, 0, 3, eval_every=3)
     assert first.checkpoint["trl_buffer"] is not None
-    second, _ = _run(task, first.checkpoint, recipe, 3, 5, eval_every=5)
+    second, _ = _run(task, _roundtrip(first.checkpoint), recipe, 3, 5, eval_every=5)
     for k, v in whole.checkpoint["model"].items():
         assert torch.equal(v, second.checkpoint["model"][k]), k
 
