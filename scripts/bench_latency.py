@@ -11,7 +11,14 @@ training loop actually waited for proposals (``propose_s``).
     .venv/bin/python scripts/bench_latency.py                  # 3 s vs 0 s, prefetch on
     .venv/bin/python scripts/bench_latency.py --prefetch off   # what it costs without prefetching
 
-Run it on an idle machine: the numbers are wall-clock times.
+What cannot be hidden: when UCT chooses to extend the segment that has just finished,
+nothing could be asked before it ended (its telemetry did not exist), so training
+waits one answer. The cost is therefore about (such expansions x latency) / wall
+time; segments a few times longer than the latency keep it small.
+
+Run it on an idle machine: the numbers are wall-clock times. Machines shared with
+other work change speed between runs; the script also prints the ratio at equal
+training speed (latency cost measured outside training only).
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=3.0, help="seconds the slow endpoint takes per answer")
     p.add_argument("--width", type=int, default=256, help="hidden width of the toy MLP")
     p.add_argument("--n-train", type=int, default=2048, help="training samples of the toy task")
-    p.add_argument("--segment-steps", type=int, default=100, help="steps per segment")
+    p.add_argument("--segment-steps", type=int, default=200, help="steps per segment")
     p.add_argument("--depth", type=int, default=3, help="max_depth (segments per schedule)")
     p.add_argument("--nodes", type=int, default=12, help="segments the budget pays for")
     p.add_argument("--repeats", type=int, default=1, help="pairs of runs (order alternates)")

@@ -48,7 +48,8 @@ def _eval_text(step: int, metrics: dict[str, float]) -> str:
 def _attempt_line(d: DecisionRecord) -> str:
     tag = {"rejected": "rejected", "error": "ERROR", "stale": "stale"}.get(d.verdict, d.verdict)
     where = " (prefetched)" if isinstance(d.context, dict) and d.context.get("prefetched") else ""
-    return f"      {d.source} attempt {d.attempt + 1}{where} {tag}{_cost(d)}: {d.reason or '-'}"
+    reason = (d.reason or "-").removeprefix(f"{d.verdict}: ")
+    return f"      {d.source} attempt {d.attempt + 1}{where} {tag}{_cost(d)}: {reason}"
 
 
 def summary(decisions: list[DecisionRecord]) -> list[str]:
