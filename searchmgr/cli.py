@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from searchmgr import tree as T
-from searchmgr.config import ConfigError
+from searchmgr.config import ConfigError, override_keys
 from searchmgr.schedule import ScheduleError, export_schedule
 from searchmgr.store import CheckpointCorrupt, NodeStatus, StoreError, TreeStore
 from searchmgr.tasks import available, make_task, task_class
@@ -168,9 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="list tasks and their action surfaces")
     t.set_defaults(fn=cmd_tasks)
     e = sub.add_parser("explore", help="run or resume a search", description=(
-        "Run a search. Settings are key=value words: search keys (seed, out, segment_steps, max_depth, eval_every, "
-        "budget.steps, budget.nodes, budget.wall_time_s, uct.c, uct.k_max, manager.name, manager.attempts, "
-        "manager.fallback, stopper.name, stopper.min_fraction ...) and task options (preset, data ...). "
+        "Run a search. Settings are key=value words: search keys (" + ", ".join(override_keys()) + ") and task "
+        "options (preset, data ...; see `searchmgr tasks`). "
         "Example: searchmgr explore task=toy budget.steps=400 seed=3 out=runs/toy3"))
     e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     e.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory; budget, "

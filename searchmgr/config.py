@@ -149,6 +149,17 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _typed(model: type[BaseModel], field: str, text: str) -> Any:
+    """Plain strings stay strings for ``str`` fields (``stopper.name=none`` names the ``none`` stopper)."""
+    return text if model.model_fields[field].annotation is str else parse_value(text)
+
+
+def override_keys() -> list[str]:
+    """Every search key an override may set, for help texts."""
+    keys = [k for k in SearchConfig.model_fields if k not in SECTIONS and k != "task_options"]
+    return keys + [f"{s}.{f}" for s, m in SECTIONS.items() for f in m.model_fields]
+
+
 def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
     """``["budget.steps=400", "seed=3"]`` -> ``{"budget": {"steps": 400}, "seed": 3}``."""
     out: dict[str, Any] = {}
@@ -166,11 +177,11 @@ def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError(f"unknown section {section!r} in {key!r}; sections are {sorted(SECTIONS)}")
             if field not in SECTIONS[section].model_fields:
                 raise ConfigError(f"unknown key {key!r}; {section} has {sorted(SECTIONS[section].model_fields)}")
-            out.setdefault(section, {})[field] = parse_value(value)
+            out.setdefault(section, {})[field] = _typed(SECTIONS[section], field, value)
         elif key in SECTIONS or key == "task_options":
             raise ConfigError(f"{key!r} is a section; set one of its fields, like {key}.<field>=value")
         elif key in SearchConfig.model_fields:
-            out[key] = parse_value(value)
+            out[key] = _typed(SearchConfig, key, value)
         else:
             out.setdefault("task_options", {})[key] = parse_value(value)
     return out
