@@ -127,7 +127,7 @@ def figure(name: str, fixed: list[dict], searches: list[dict], path: Path, docs_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 5.6))
     order = {label: i for i, label in enumerate(reversed(FIGURES[name]))}  # the task's own recipe drawn last, on top
     for r in sorted((r for r in fixed if r["label"] in order), key=lambda r: order[r["label"]]):
         xs = [p["env_steps"] / 1000 for p in r["points"]]
@@ -153,8 +153,8 @@ def figure(name: str, fixed: list[dict], searches: list[dict], path: Path, docs_
             ylabel="safe-success rate", ylim=(-0.03, 1.03))
     ax2.set(title=f"{name}: collision episode rate", xlabel="environment steps (thousands)",
             ylabel="episodes ending in collision", ylim=(-0.02, 0.6))
-    ax1.legend(fontsize=7, loc="upper left")
-    ax2.legend(fontsize=7, loc="upper right")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     if docs_copy:
@@ -199,11 +199,18 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=None, help="search budget in PPO updates (default: the task's)")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "arm", help="where results and figures go")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--plot-only", action="store_true", help="redraw figures and tables from bench.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "bench.json"
     previous = json.loads(results_file.read_text()) if results_file.exists() else {}
+    if args.plot_only:
+        for name in FIGURES:
+            figure(name, previous["fixed"], previous.get("searches", []), args.out / f"{name}.png",
+                   docs_copy=previous["preset"] == "default")
+        report(previous["fixed"], previous.get("searches", []))
+        return
     fixed = previous.get("fixed", []) if args.only_search else []
     if not args.only_search:
         for seed in args.seeds:
