@@ -118,8 +118,8 @@ def rl_candidates(ctx: ProposalContext) -> list[Candidate]:
     collision = _last(ctx, "collision")
     obj_slope = s.slopes.get(ctx.objective.metric, 0.0)
     out: list[Candidate] = []
-    low_noise = std is not None and std_knob is not None and std_knob.normalise(max(std, std_knob.low)) < 0.3
-    high_noise = std is not None and std_knob is not None and std_knob.normalise(min(std, std_knob.high)) > 0.7
+    low_noise = std is not None and std_knob is not None and std_knob.normalise(max(std, std_knob.low)) < 0.55
+    high_noise = std is not None and std_knob is not None and std_knob.normalise(min(std, std_knob.high)) > 0.85
     stalled = success is not None and success < 0.9 and obj_slope <= 0.0
     if stalled and low_noise:
         out.append(Candidate("exploration has collapsed: tiny action noise and no progress in safe success",

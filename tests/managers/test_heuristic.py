@@ -43,3 +43,17 @@ def test_rl_collapsed_exploration_raises_noise():
     decision, recipe = decide(ctx)
     assert "exploration" in decision.diagnosis
     assert recipe["action_std"] > ctx.parent_recipe["action_std"]
+
+
+def test_rl_moderate_noise_is_left_alone_and_large_noise_is_lowered():
+    def hist(std, success):
+        return [(15 * (i + 1), {"val/safe_success": success, "rl/action_std": std, "val/collision_rate": 0.0})
+                for i in range(4)]
+
+    ctx = make_context(task_name="arm_reckless", hist=hist(1.6, 0.3))
+    decision, recipe = decide(ctx)
+    assert recipe["action_std"] < ctx.parent_recipe["action_std"]
+    base = dict(ctx.parent_recipe, action_std=0.5)
+    ctx = make_context(task_name="arm_reckless", hist=hist(0.5, 0.3), recipe=base)
+    decision, recipe = decide(ctx)
+    assert recipe["action_std"] == base["action_std"]  # 0.5 is a healthy noise level: not "too noisy"
