@@ -44,7 +44,7 @@ def fixed_run(task, recipe: dict, seed: int, seg_steps: int, depth: int, eval_ev
     return {"recipe": recipe, "history": history, "final": result.metrics, "wall_s": time.perf_counter() - t0}
 
 
-def search_run(preset: str, seed: int, budget: int, out: Path) -> dict:
+def search_run(preset: str, seed: int, budget: int, out: Path, extra: list[str]) -> dict:
     """A heuristic search with the task's defaults; returns its best path's evaluations."""
     from searchmgr import tree as T
     from searchmgr.search import explore
@@ -55,7 +55,7 @@ def search_run(preset: str, seed: int, budget: int, out: Path) -> dict:
         shutil.rmtree(out)
     t0 = time.perf_counter()
     outcome = explore([f"task=grpo_arith", f"preset={preset}", "manager.name=heuristic", f"budget.steps={budget}",
-                       f"seed={seed}", f"out={out}"])
+                       f"seed={seed}", f"out={out}", *extra])
     wall = time.perf_counter() - t0
     objective = make_task("grpo_arith", {"preset": preset}).objective
     with TreeStore(out / "tree.db") as store:
@@ -69,7 +69,7 @@ def search_run(preset: str, seed: int, budget: int, out: Path) -> dict:
             "best_test": outcome.best.test_score if outcome.best else None,
             "fixed_val": outcome.fixed.val_score if outcome.fixed else None,
             "fixed_test": outcome.fixed.test_score if outcome.fixed else None,
-            "steps_used": outcome.steps_used, "nodes": sum(n.depth > 0 for n in nodes),
+            "stop_reason": outcome.stop_reason, "steps_used": outcome.steps_used, "nodes": sum(n.depth > 0 for n in nodes),
             "pruned": sum(n.status.value == "pruned" for n in nodes), "wall_s": wall,
             "overhead_share": outcome.overhead_share, "metric": objective.metric,
             "path": [{"steps": [n.start_step, n.end_step], "recipe": n.recipe, "val": n.val_score} for n in path],
@@ -88,7 +88,8 @@ def summarise(name: str, run: dict) -> str:
             f"  wall {run['wall_s']:.0f}s")
 
 
-def plot(runs: dict[str, dict], search: dict | None, start_acc: float, path: Path, small: Path | None) -> None:
+def plot(runs: dict[str, dict], search: dict | None, start_acc: float, path: Path, small: Path | None,
+         note: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,12 +100,13 @@ def plot(runs: dict[str, dict], search: dict | None, start_acc: float, path: Pat
         series["heuristic search (best path)"] = search["history"]
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
     for i, (name, hist) in enumerate(series.items()):
-        c = "tab:green" if name.startswith("heuristic") else ("tab:blue" if name == "base" else f"C{i + 1}")
+        c = {"base": "tab:blue", "hot lr": "tab:red", "cold": "tab:orange"}.get(name, "tab:green")
+        style = dict(color=c, linestyle="--" if name.startswith("heuristic") else "-")
         steps = [0] + [s for s, _ in hist]
-        axes[0].plot(steps, [start_acc] + [m["val/accuracy"] for _, m in hist], label=name, color=c, marker=".")
+        axes[0].plot(steps, [start_acc] + [m["val/accuracy"] for _, m in hist], label=name, marker=".", **style)
         for ax, key in ((axes[1], "train/reward_std"), (axes[2], "train/frac_zero_std"), (axes[3], "train/kl")):
             pts = [(s, m[key]) for s, m in hist if key in m]
-            ax.plot([s for s, _ in pts], [v for _, v in pts], label=name, color=c)
+            ax.plot([s for s, _ in pts], [v for _, v in pts], label=name, **style)
     axes[0].set(title="greedy validation accuracy", xlabel="GRPO step", ylabel="accuracy")
     axes[1].set(title="reward std (train, all completions)", xlabel="GRPO step")
     axes[2].set(title="share of groups with zero reward std", xlabel="GRPO step", ylim=(0, 1.02))
@@ -112,7 +114,8 @@ def plot(runs: dict[str, dict], search: dict | None, start_acc: float, path: Pat
     axes[0].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle("grpo_arith: fixed recipes vs the heuristic search's best schedule", fontsize=11)
+    fig.suptitle("grpo_arith: fixed recipes vs the heuristic search's best schedule" + (f" ({note})" if note else ""),
+                 fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -128,10 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget", type=int, default=None, help="search budget in steps (default: the preset's)")
     ap.add_argument("--skip-search", action="store_true", help="fixed recipes only")
+    ap.add_argument("--search-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra search override, e.g. uct.k_max=5 (repeatable)")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "grpo_bench")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--replot", action="store_true", help="redraw the figure from --out's grpo_bench.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    small = ROOT / "docs" / "figures" / "grpo_arith_bench.png" if args.preset == "default" else None
+    if args.replot:
+        saved = json.loads((args.out / "grpo_bench.json").read_text())
+        plot(saved["fixed"], saved["search"], saved["warmup"]["val_accuracy"], args.out / "grpo_bench.png", small,
+             note=" ".join(saved.get("search_overrides", [])))
+        print(f"figure: {args.out / 'grpo_bench.png'}")
+        return 0
 
     from searchmgr.tasks import make_task
 
@@ -154,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         print(summarise(name, runs[name]), flush=True)
     search = None
     if not args.skip_search:
-        search = search_run(args.preset, args.seed, budget, args.out / "search_run")
-        print(f"heuristic search, budget {budget} steps ({search['nodes']} nodes, {search['pruned']} pruned, "
+        search = search_run(args.preset, args.seed, budget, args.out / "search_run", args.search_override)
+        print(f"heuristic search {' '.join(args.search_override)}, budget {budget} steps: used "
+              f"{search['steps_used']} ({search['stop_reason']}; {search['nodes']} nodes, {search['pruned']} pruned, "
               f"wall {search['wall_s']:.0f}s, {100 * search['overhead_share']:.1f}% outside training): "
               f"best val {search['best_val']:.3f} test {search['best_test']:.3f}; its fixed path val "
               f"{search['fixed_val']:.3f} test {search['fixed_test']:.3f}", flush=True)
@@ -165,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                   + " ".join(f"{k}={v:.3g}" for k, v in r.items()))
     args.out.mkdir(parents=True, exist_ok=True)
     fig = args.out / "grpo_bench.png"
-    small = ROOT / "docs" / "figures" / "grpo_arith_bench.png" if args.preset == "default" else None
-    plot(runs, search, warm["val_accuracy"], fig, small)
+    plot(runs, search, warm["val_accuracy"], fig, small, note=" ".join(args.search_override))
     (args.out / "grpo_bench.json").write_text(json.dumps({"preset": args.preset, "seed": args.seed, "warmup": warm,
-                                                          "fixed": runs, "search": search}, indent=1, default=str))
+                                                          "fixed": runs, "search": search,
+                                                          "search_overrides": args.search_override}, indent=1, default=str))
     print(f"figure: {fig}" + (f" (small copy {small})" if small else ""))
     return 0
 
