@@ -9,7 +9,9 @@ segments the checkpoint goes through ``torch.save``/``torch.load`` exactly as th
 search's checkpoint files do. With the same seed and thread count on CPU a task
 that carries its RNG state in its checkpoints reproduces the search's scores
 exactly; anything else (another seed, ``eval_every``, device or thread count) is
-reported as a difference, not hidden.
+reported as a difference, not hidden; so is a task whose provenance (``task.info()``:
+model size, data source ...) no longer matches the one the search recorded, as
+happens when a preset's definition changed since the search.
 
 Overrides (``key=value``): ``seed``, ``eval_every``, and any option of the task
 (``preset``, ``data`` ...), which replace the provenance's values.
@@ -65,6 +67,7 @@ class ReplayResult:
     search_test: float | None
     seconds: float
     torch_threads: int
+    info_changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # key -> (at search, now)
     curve: tuple[tuple[int, dict[str, float]], ...] = field(default=(), repr=False)
 
     @property
@@ -84,7 +87,8 @@ class ReplayResult:
         return {"task": self.task, "metric": self.metric, "seed": self.seed, "settings": self.settings,
                 "val": self.val, "search_val": self.search_val, "val_diff": self.val_diff,
                 "test": self.test, "search_test": self.search_test, "test_diff": self.test_diff,
-                "exact": self.exact, "seconds": self.seconds, "torch_threads": self.torch_threads,
+                "exact": self.exact, "info_changes": {k: list(v) for k, v in self.info_changes.items()},
+                "seconds": self.seconds, "torch_threads": self.torch_threads,
                 "segments": [{"start_step": s.start_step, "end_step": s.end_step, "recipe": s.recipe,
                               "search_val": s.search_val, "replay_val": s.replay_val, "val_diff": s.val_diff,
                               "search_test": s.search_test, "replay_test": s.replay_test, "seconds": s.seconds}
@@ -102,6 +106,8 @@ class ReplayResult:
         lines.append(f"final {self.test_metric}: search {_fmt(self.search_test)}, replay {_fmt(self.test)}, "
                      f"difference {_fmt(self.test_diff)}{_rel(self.test_diff, self.search_test)}")
         lines.append("exact match (bit for bit)" if self.exact else "not bit-exact (see the differences above)")
+        for k, (then, now) in self.info_changes.items():
+            lines.append(f"warning: the task is not built as in the search: {k} was {then}, is {now}")
         return "\n".join(lines)
 
 
@@ -162,6 +168,8 @@ def replay(schedule: Schedule | str | Path, overrides: Sequence[str] = (),
     except (UnknownTask, TaskOptionsError) as e:
         raise ConfigError(str(e)) from None
     metric, test_metric = task.objective.metric, task.objective.test_metric
+    then, now = prov.get("info") or {}, task.info()
+    info_changes = {k: (then[k], now[k]) for k in then if k in now and then[k] != now[k]}
     started = time.perf_counter()
     state = _roundtrip(task.init(seed))
     curve: list[tuple[int, dict[str, float]]] = []
@@ -192,4 +200,4 @@ def replay(schedule: Schedule | str | Path, overrides: Sequence[str] = (),
         settings={"eval_every": eval_every, "horizon": horizon, "task_options": task.options.model_dump(mode="json")},
         segments=tuple(out), val=val, test=last.replay_test if last else None, search_val=schedule.val_score,
         search_test=schedule.test_score, seconds=time.perf_counter() - started, torch_threads=torch.get_num_threads(),
-        curve=tuple(curve))
+        info_changes=info_changes, curve=tuple(curve))

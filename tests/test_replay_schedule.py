@@ -71,3 +71,16 @@ def test_cli_replay(schedule_path, tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["exact"] is True
     assert main(["replay", str(tmp_path / "nope.json")]) == 2
     assert "no schedule file" in capsys.readouterr().err
+
+
+def test_a_task_built_differently_is_flagged(schedule_path, tmp_path, monkeypatch):
+    from searchmgr.tasks.toy import ToyTask
+
+    data = json.loads(schedule_path.read_text())
+    data["provenance"]["info"] = {"n_params": 100, "data_source": "synthetic"}
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    monkeypatch.setattr(ToyTask, "info", lambda self: {"n_params": 200, "data_source": "synthetic"})
+    r = replay(tmp_path / "s.json")
+    assert r.info_changes == {"n_params": (100, 200)}
+    assert "n_params was 100, is 200" in r.render()
+    assert replay(schedule_path).info_changes == {}
