@@ -151,7 +151,11 @@ def parse_value(text: str) -> Any:
 
 def _typed(model: type[BaseModel], field: str, text: str) -> Any:
     """Plain strings stay strings for ``str`` fields (``stopper.name=none`` names the ``none`` stopper)."""
-    return text if model.model_fields[field].annotation is str else parse_value(text)
+    if model.model_fields[field].annotation is not str:
+        return parse_value(text)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":  # a quoted string: drop the quotes
+        return text[1:-1]
+    return text
 
 
 def override_keys() -> list[str]:

@@ -5,9 +5,9 @@ from searchmgr.config import ConfigError, build_config, parse_overrides
 
 def test_overrides_are_typed_and_nested():
     data = parse_overrides(["task=toy", "seed=3", "budget.steps=400", "uct.c=0.25", "budget.nodes=none",
-                            "stopper.name=none", "preset=smoke", "data=stories.txt"])
+                            "stopper.name=none", "manager.name=\"random\"", "preset=smoke", "data=stories.txt"])
     assert data == {"task": "toy", "seed": 3, "budget": {"steps": 400, "nodes": None}, "uct": {"c": 0.25},
-                    "stopper": {"name": "none"}, "task_options": {"preset": "smoke", "data": "stories.txt"}}
+                    "stopper": {"name": "none"}, "manager": {"name": "random"}, "task_options": {"preset": "smoke", "data": "stories.txt"}}
     cfg = build_config(data)
     assert cfg.stopper.name == "none" and cfg.budget.steps == 400
 
