@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"task": args.task, "info": info, "recipe": recipe, "horizon": horizon,
+        changed = {k: v for k, v in recipe.items() if v != task.base_recipe()[k]}
+        label = ", ".join(f"{k}={v:g}" for k, v in changed.items()) or "fixed recipe"
+        out.write_text(json.dumps({"task": args.task, "info": info, "recipe": recipe, "label": label, "horizon": horizon,
                                    "wall_s": wall, "threads": torch.get_num_threads(), "rows": rows}, indent=1))
 
 
@@ -80,12 +82,11 @@ def plot(args: argparse.Namespace) -> None:
 
     curves = [json.loads(Path(p).read_text()) for p in args.curves]
     dialogue = any("val/dialogue_acc" in c["rows"][0] for c in curves)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4 if dialogue else 3.8), dpi=110)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for c, colour in zip(curves, colours):
+    for i, (c, colour) in enumerate(zip(curves, colours)):
         steps = [r["step"] for r in c["rows"]]
-        base = c["recipe"]
-        label = ", ".join(f"{k}={v:g}" for k, v in base.items() if k != "lr" and v) or "fixed recipe"
+        label = args.labels[i] if args.labels else c.get("label", "fixed recipe")
         ax.plot(steps, [r["train/loss"] for r in c["rows"]], "--", color=colour, label=f"train ({label})")
         ax.plot(steps, [r["val/loss"] for r in c["rows"]], "-", color=colour, label=f"val ({label})")
         best = min(c["rows"], key=lambda r: r["val/loss"])
@@ -105,7 +106,7 @@ def plot(args: argparse.Namespace) -> None:
         ax2.set_ylim(0, 1.02)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     else:
         ax.legend(fontsize=7)
     source = curves[0]["info"]["data_source"].split("/")[-1]
@@ -137,6 +138,7 @@ def main() -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--title", default=None)
     p.add_argument("--ylim", type=float, nargs=2, default=None)
+    p.add_argument("--labels", nargs="*", default=None, help="one legend label per curve")
     args = ap.parse_args()
     run(args) if args.cmd == "run" else plot(args)
 

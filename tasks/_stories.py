@@ -140,6 +140,10 @@ _HEROES = [  # name, kind, pronoun set
     ("bella", "puppy", "f"), ("bruno", "bear", "m"), ("daisy", "duck", "f"), ("oscar", "frog", "m"),
     ("molly", "mouse", "f"), ("rex", "dog", "m"), ("luna", "kitten", "f"), ("bob", "fox", "m"),
     ("nina", "squirrel", "f"), ("toby", "turtle", "m"), ("ruby", "ladybug", "f"), ("milo", "monkey", "m"),
+    ("lola", "girl", "f"), ("ned", "boy", "m"), ("kim", "girl", "f"), ("gus", "boy", "m"), ("ivy", "girl", "f"),
+    ("otto", "boy", "m"), ("mae", "girl", "f"), ("eli", "boy", "m"), ("tess", "girl", "f"), ("hugo", "boy", "m"),
+    ("penny", "pig", "f"), ("coco", "cow", "f"), ("buzz", "bee", "m"), ("sunny", "sheep", "f"), ("felix", "cat", "m"),
+    ("dot", "hen", "f"), ("ziggy", "zebra", "m"), ("rosie", "robin", "f"), ("ollie", "owl", "m"), ("hazel", "hedgehog", "f"),
 ]
 _PRONOUNS = {"f": ("she", "her", "her"), "m": ("he", "him", "his")}
 _PLACES = [
@@ -158,6 +162,22 @@ _ADJ = [
     "red", "blue", "big", "little", "shiny", "soft", "old", "new", "yellow", "green", "pink", "tiny", "funny",
     "pretty", "purple", "striped", "round", "fuzzy", "golden", "bright", "smooth", "sparkly", "brown", "white",
 ]
+_CREATURES = [
+    "bird", "cat", "dog", "duck", "frog", "bee", "butterfly", "squirrel", "rabbit", "mouse", "snail", "worm",
+    "horse", "goat", "fish", "ant", "owl", "crab", "puppy", "kitten", "ladybug", "spider", "turtle", "lamb",
+]
+_ACTIONS = [
+    "sang", "hopped", "slept", "danced", "jumped", "sat", "played", "ran", "looked around", "waved", "smiled",
+    "hid", "rested", "splashed", "flew", "crawled", "ate a snack", "wiggled", "spun around", "peeked out",
+]
+_SPOTS = [
+    "on the fence", "under the tree", "by the window", "in the grass", "on a rock", "near the door", "in the mud",
+    "on the roof", "by the pond", "in a puddle", "on the path", "behind the bush", "in the sun", "on a leaf",
+    "under the bench", "by the gate", "in the flowers", "on the wall", "next to the car", "in a little hole",
+]
+_SOUNDS = ["a bell", "the wind", "a bird singing", "a dog barking", "the rain", "music", "a train", "laughing",
+           "a buzzing bee", "the waves", "a drum", "a frog croaking", "the leaves rustling", "a truck", "children playing"]
+_SMELLS = ["cookies", "flowers", "rain", "fresh bread", "grass", "soup", "the sea", "pine trees", "apple pie", "popcorn"]
 _WEATHER = ["sunny", "rainy", "windy", "cold", "warm", "cloudy", "snowy", "bright"]
 _FOODS = ["cake", "soup", "pie", "bread", "cookies", "apples", "honey", "carrots", "sandwiches", "ice cream"]
 _GOOD = ["happy", "glad", "proud", "excited", "thankful", "calm", "cheerful", "joyful"]
@@ -208,6 +228,19 @@ class _Story:
         self.lines.append(self.pick(*options))
 
 
+def _detail(s: _Story) -> None:
+    """A small, unpredictable detail: what makes each generated story worth remembering."""
+    a = s.pick("a", "one", "the")
+    s.add(
+        f"{a} {s.pick(*_ADJ)} {s.pick(*_CREATURES)} {s.pick(*_ACTIONS)} {s.pick(*_SPOTS)}.",
+        f"{s.hero} could hear {s.pick(*_SOUNDS)} {s.pick(*_SPOTS)}.",
+        f"it smelled like {s.pick(*_SMELLS)}, and {s.hero} felt {s.pick(*_GOOD)}.",
+        f"{s.he} saw {s.pick('a', 'a big', 'a tiny', 'an old')} {s.pick(*_ADJ)} {s.pick(*_OBJECTS)} {s.pick(*_SPOTS)}.",
+        f"{s.his} {s.pick('hat', 'shirt', 'dress', 'shoes', 'coat', 'bag')} was {s.pick(*_ADJ)} "
+        f"with {s.pick('dots', 'stripes', 'stars', 'flowers', 'hearts', 'patches')}.",
+    )
+
+
 def _opening(s: _Story) -> None:
     a = "an" if s.hero_kind[0] in "aeiou" else "a"
     s.add(
@@ -223,6 +256,8 @@ def _opening(s: _Story) -> None:
         f"{s.pick('with ' + s.pal, 'in ' + s.place, 'all day long')}.",
         f"the sky was {s.pick('blue', 'grey', 'full of clouds', 'bright')} and the air was {s.weather}.",
     )
+    for _ in range(s.rng.choice((0, 1, 1, 2))):
+        _detail(s)
 
 
 def _arc_lost(s: _Story) -> None:
@@ -336,6 +371,8 @@ def generate_story(rng: random.Random) -> str:
     arcs = rng.sample(_ARCS, k=1 if rng.random() < 0.6 else 2)
     for arc in arcs:
         arc(s)
+        if rng.random() < 0.5:
+            _detail(s)
     _ending(s)
     paragraphs, para = [], []
     for line in s.lines:

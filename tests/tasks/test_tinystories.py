@@ -162,6 +162,31 @@ def test_generator_is_deterministic_and_varied():
     assert splits.source == "generator(seed=0)"
 
 
+def test_hub_is_used_when_reachable(monkeypatch):
+    import searchmgr.tasks._stories as stories
+
+    monkeypatch.setattr(stories, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(stories, "load_hub_stories", lambda: generate_stories(300, seed=5))
+    assert load_splits(None, 200, 40, 40).source.startswith("hub:roneneldan/TinyStories")
+
+    def broken():
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(stories, "load_hub_stories", broken)
+    with pytest.warns(UserWarning, match="connection reset"):
+        assert load_splits(None, 200, 40, 40).source == "generator(seed=0)"
+
+
+def test_offline_setting_skips_the_hub_probe(monkeypatch):
+    import searchmgr.tasks._stories as stories
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the hub must not be probed when HF_HUB_OFFLINE=1")
+
+    monkeypatch.setattr(stories.socket, "create_connection", no_network)
+    assert stories.hub_reachable() is False
+
+
 def test_too_few_stories_says_how_to_fix(tmp_path):
     path = tmp_path / "few.txt"
     path.write_text(f"\n{EOT}\n".join(generate_stories(50, seed=1)))
