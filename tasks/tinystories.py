@@ -206,12 +206,14 @@ class TinyStoriesOverfit(Task):
         return GPT(self.gpt_config())
 
     def info(self) -> dict[str, Any]:
-        d = self.data
+        d, model = self.data, self.build_model()
         return {
             "data_source": d.source,
+            "tokenizer": "byte-level BPE trained on the training split",
             "preset": self.options.preset,
             "device": str(self.device),
-            "n_params": self.build_model().num_params(),
+            "n_params": model.num_params(),
+            "n_params_embedding": model.wte.weight.numel(),
             "vocab_size": d.vocab_size,
             "context": self.options.context,
             "tokens_per_step": self.options.batch_size * self.options.grad_accum * self.options.context,
@@ -265,11 +267,11 @@ class TinyStoriesOverfit(Task):
     # ------------------------------------------------------------ losses
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...], recipe: Recipe) -> tuple[torch.Tensor, dict]:
-        """Training loss of one micro-batch and its parts (for the running averages)."""
+        """Training loss of one micro-batch and its detached parts (for the running averages)."""
         x, y, _, _ = batch  # (B, T), (B, T)
         logits, _ = model(x)  # (B, T, V)
         lm = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1)
-        return lm, {"loss": lm.item()}
+        return lm, {"loss": lm.detach()}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
@@ -300,7 +302,7 @@ class TinyStoriesOverfit(Task):
         step = checkpoint["step"]
         if step != segment.start_step:
             raise ValueError(f"checkpoint is at step {step} but the segment starts at {segment.start_step}")
-        running: dict[str, float] = {}
+        running: dict[str, torch.Tensor] = {}  # summed on the device; read only at evaluations
         n_running = 0
         metrics: dict[str, float] = {}
         for i in range(1, segment.steps + 1):
@@ -326,7 +328,7 @@ class TinyStoriesOverfit(Task):
             if i % segment.eval_every == 0 or last:
                 train, val = self.evaluate(model, "train"), self.evaluate(model, "val")
                 metrics = {f"train/{k}": v for k, v in train.items()} | {f"val/{k}": v for k, v in val.items()}
-                metrics |= {f"train/running_{k}": v / n_running for k, v in running.items()}
+                metrics |= {f"train/running_{k}": float(v) / n_running for k, v in running.items()}
                 metrics["train/lr"] = lr
                 if last:
                     metrics |= {f"test/{k}": v for k, v in self.evaluate(model, "test").items()}

@@ -70,7 +70,7 @@ class TinyStoriesAux(TinyStoriesOverfit):
         logits, h = model(x)  # (B, T, V), (B, T, C)
         lm = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1)
         dlg = F.binary_cross_entropy_with_logits(model.dialogue_logit(h, last).float(), dialogue)
-        return lm + recipe["lambda_dialogue"] * dlg, {"loss": lm.item(), "dialogue_loss": dlg.item()}
+        return lm + recipe["lambda_dialogue"] * dlg, {"loss": lm.detach(), "dialogue_loss": dlg.detach()}
 
     @torch.no_grad()
     def evaluate(self, model: DialogueGPT, split: str) -> dict[str, float]:
