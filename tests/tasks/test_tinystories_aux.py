@@ -59,8 +59,8 @@ def test_lambda_weights_the_dialogue_loss():
     batch = sample_windows(d.train, 4, task.options.context, d.pad, sampler)
     low, parts = task.loss(model, batch, {"lambda_dialogue": 0.01})
     high, _ = task.loss(model, batch, {"lambda_dialogue": 1.0})
-    assert torch.isclose(high - low, torch.tensor(0.99 * parts["dialogue_loss"]), rtol=1e-4)
-    assert torch.isclose(low, torch.tensor(parts["loss"] + 0.01 * parts["dialogue_loss"]), rtol=1e-5)
+    assert torch.isclose(high - low, 0.99 * parts["dialogue_loss"], rtol=1e-4)
+    assert torch.isclose(low, parts["loss"] + 0.01 * parts["dialogue_loss"], rtol=1e-5)
 
 
 def test_two_segments_equal_one_long_segment():
