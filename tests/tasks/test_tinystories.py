@@ -13,27 +13,14 @@ from searchmgr.tasks import TaskOptionsError, make_task
 from searchmgr.tasks._gpt import GPT, GPTConfig
 from searchmgr.tasks._stories import EOT, generate_stories, has_dialogue, load_splits, load_tokens, read_stories
 from searchmgr.tasks.base import Segment
+from stories_common import _isolated, run  # noqa: F401  (autouse fixture)
 from searchmgr.tasks.tinystories import PRESETS
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "tinystories_sample.txt"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    """A private tokenizer cache and no hub probing in every test."""
-    monkeypatch.setenv("SEARCHMGR_CACHE", str(tmp_path_factory.getbasetemp() / "searchmgr-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 def smoke(**options):
     return make_task("tinystories_overfit", {"preset": "smoke", "data": "generator", "device": "cpu", **options})
-
-
-def run(task, checkpoint, recipe, start, steps, horizon=16, every=4):
-    log: list[tuple[int, dict]] = []
-    result = task.train_segment(checkpoint, recipe, Segment(start, steps, horizon, every),
-                                lambda s, m: log.append((s, dict(m))) or False)
-    return result, log
 
 
 # ------------------------------------------------------------------ training and resume

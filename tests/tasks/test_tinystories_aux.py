@@ -9,25 +9,12 @@ import torch
 
 from searchmgr.surface import Role
 from searchmgr.tasks import TaskOptionsError, make_task
-from searchmgr.tasks.base import Segment
+from stories_common import _isolated, run  # noqa: F401  (autouse fixture)
 from searchmgr.tasks.tinystories_aux import DialogueGPT
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SEARCHMGR_CACHE", str(tmp_path_factory.getbasetemp() / "searchmgr-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def smoke(**options):
     return make_task("tinystories_aux", {"preset": "smoke", "data": "generator", "device": "cpu", **options})
-
-
-def run(task, checkpoint, recipe, start, steps, horizon=16, every=4):
-    log: list[tuple[int, dict]] = []
-    result = task.train_segment(checkpoint, recipe, Segment(start, steps, horizon, every),
-                                lambda s, m: log.append((s, dict(m))) or False)
-    return result, log
 
 
 def test_surface_and_base_recipe():
