@@ -99,12 +99,12 @@ class RunData:
         """The ``k`` best root-to-leaf paths, best first (the first is :meth:`best_path`).
 
         Leaves are finished (``done``) segments ranked like :func:`searchmgr.tree.best_leaf`:
-        complete schedules (depth == max_depth) first, then by validation utility.
+        complete schedules (depth == max_depth) first, then by validation utility (ties by the task's tie-break).
         """
         done = [n for n in self.nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
         complete = [n for n in done if n.depth == self.max_depth]
         pool = complete or done
-        ranked = sorted(pool, key=lambda n: (self.objective.utility(n.val_score), -n.id), reverse=True)
+        ranked = sorted(pool, key=lambda n: T.rank_key(n, self.objective), reverse=True)
         return [T.path_to(self.nodes, n.id) for n in ranked[:k]]
 
     def steps_used(self) -> int:

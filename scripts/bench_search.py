@@ -8,7 +8,10 @@ wall time of the whole explore() call and of its search loop (without start-up: 
 data, tokenizer and the root model), seconds inside training segments (the task's own steps
 and evaluations), the share of wall time outside training for both (search, UCT, store,
 checkpoints), and the best validation score of the search against
-its fixed recipe (the base recipe held over the same horizon, trained inside the same run).
+its fixed recipe (the base recipe held over the same horizon, trained inside the same run),
+then every validation metric of the two schedules' last evaluation side by side (for
+tinystories_aux: the LM loss the search optimises and the dialogue loss and accuracy
+reported beside it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 
 from searchmgr import tree as T
+from searchmgr.progress import ConsoleReporter
 from searchmgr.search import explore
 from searchmgr.store import NodeStatus, TreeStore
 
@@ -26,10 +30,12 @@ from searchmgr.store import NodeStatus, TreeStore
 def bench(task: str, words: list[str]) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"bench-{task}-")) / "run"
     t0 = time.perf_counter()
-    outcome = explore([f"task={task}", f"out={out}", *words])
+    outcome = explore([f"task={task}", f"out={out}", *words], reporter=ConsoleReporter())
     wall = time.perf_counter() - t0
     with TreeStore(out / "tree.db") as store:
         nodes = store.nodes(store.search()["id"])
+        last_val = {which: {k: v for k, v in store.metrics(leaf.id)[-1][1].items() if k.startswith("val/")}
+                    for which, leaf in (("best", outcome.best), ("fixed", outcome.fixed))}
     train_s = sum(n.train_s or 0.0 for n in nodes)
     return {
         "task": task, "wall_s": wall, "train_s": train_s, "outside_share": 1 - train_s / wall,
@@ -38,6 +44,7 @@ def bench(task: str, words: list[str]) -> dict:
         "pruned": sum(n.status is NodeStatus.PRUNED for n in nodes),
         "best": outcome.best.val_score, "best_test": outcome.best.test_score,
         "fixed": outcome.fixed.val_score, "fixed_test": outcome.fixed.test_score, "run": out,
+        "last_val": last_val,
     }
 
 
@@ -53,6 +60,10 @@ def main(argv: list[str]) -> None:
               f"{r['steps']:>8}{r['nodes']:>7}{r['pruned']:>8}{r['best']:>10.4f}{r['fixed']:>11.4f}"
               f"{r['best_test']:>11.4f}{r['fixed_test']:>11.4f}")
     for r in rows:
+        print(f"\n{r['task']}: last evaluation of each schedule")
+        print(f"  {'metric':<28}{'best':>12}{'fixed':>12}")
+        for key in sorted(r["last_val"]["best"]):
+            print(f"  {key:<28}{r['last_val']['best'][key]:>12.4f}{r['last_val']['fixed'].get(key, float('nan')):>12.4f}")
         print(f"{r['task']}: run kept at {r['run']}")
 
 

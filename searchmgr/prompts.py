@@ -29,7 +29,7 @@ from searchmgr.decision import decision_schema
 from searchmgr.surface import ActionSurface, Scale
 from searchmgr.tasks.base import Family, Objective
 
-MANAGER_PROMPT_VERSION = "manager/1"
+MANAGER_PROMPT_VERSION = "manager/2"  # 2: the objective line names a tie-break
 STOPPER_PROMPT_VERSION = "stopper/1"
 
 FAMILY_GUIDANCE: dict[Family, str] = {
@@ -121,6 +121,14 @@ def _compact(schema: Any) -> Any:
     return schema
 
 
+def render_objective(objective: Objective) -> str:
+    text = f"Objective: {objective.direction.value} {objective.metric} at the end of the schedule."
+    if objective.tiebreak is not None:
+        tb = objective.tiebreak
+        text += f" Schedules with equal {objective.metric} are ranked by {tb.metric} ({tb.direction.value})."
+    return text
+
+
 def manager_system_prompt(family: Family, description: str, surface: ActionSurface, objective: Objective) -> str:
     """The manager's specification for one task (see the module docstring)."""
     schema = json.dumps(_compact(decision_schema()), separators=(",", ":"))
@@ -130,8 +138,7 @@ def manager_system_prompt(family: Family, description: str, surface: ActionSurfa
         "each segment you read its telemetry and propose the recipe of the next segment as bounded relative "
         "updates of a few knobs. A verifier checks every proposal; an invalid one is rejected and never trained.",
         "## Task family guidance\n" + FAMILY_GUIDANCE.get(family, FAMILY_GUIDANCE[Family.SUPERVISED]),
-        "## The problem\n" + description.strip()
-        + f"\nObjective: {objective.direction.value} {objective.metric} at the end of the schedule.",
+        "## The problem\n" + description.strip() + "\n" + render_objective(objective),
         "## The action surface (nothing else can change)\n" + render_surface(surface),
         "## Required answer\n" + DECISION_RULES
         + "\nJSON schema of the answer:\n" + schema

@@ -523,7 +523,7 @@ class Search:
         val = result.metrics.get(objective.metric)
         test = None if result.stopped else result.metrics.get(objective.test_metric)
         if result.stopped:
-            self._finish(node, NodeStatus.PRUNED, val, None, result.steps_done, spent)
+            self._finish(node, NodeStatus.PRUNED, val, None, result.steps_done, spent, metrics=result.metrics)
         elif val is None or not math.isfinite(val):
             self._finish(node, NodeStatus.FAILED, None, None, result.steps_done, spent,
                          error=f"diverged: final {objective.metric}={val}")
@@ -533,13 +533,16 @@ class Search:
                 if result.checkpoint is None:
                     raise RuntimeError(f"task {self.task.name} returned no checkpoint for a finished segment")
                 ref, sha = self._save(node.id, result.checkpoint)
-            self._finish(node, NodeStatus.DONE, val, test, result.steps_done, spent, ref, sha)
+            self._finish(node, NodeStatus.DONE, val, test, result.steps_done, spent, ref, sha, metrics=result.metrics)
         return spent
 
     def _finish(self, node: Node, status: NodeStatus, val: float | None, test: float | None, steps: int,
-                train_s: float, ref: str | None = None, sha: str | None = None, error: str | None = None) -> None:
+                train_s: float, ref: str | None = None, sha: str | None = None, error: str | None = None,
+                metrics: dict[str, float] | None = None) -> None:
+        """Record a node's end and back its utility up the tree (the objective's, with the task's tie-break)."""
         nodes = self.nodes()
-        utility = self.task.objective.utility(val) if val is not None else None
+        utility = self.task.objective.search_utility(metrics or {self.task.objective.metric: val}) \
+            if val is not None else None
         backed = utility
         if backed is None or not math.isfinite(backed):  # failures back up the worst score seen
             seen = [n.utility for n in nodes if n.utility is not None and math.isfinite(n.utility)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from searchmgr.store import Node, NodeStatus
@@ -49,7 +50,14 @@ def best_leaf(nodes: Sequence[Node], objective: Objective, max_depth: int) -> No
     pool = complete or done
     if not pool:
         return None
-    return max(pool, key=lambda n: (objective.utility(n.val_score), -n.id))
+    return max(pool, key=lambda n: rank_key(n, objective))
+
+
+def rank_key(node: Node, objective: Objective) -> tuple[float, float, int]:
+    """Order of finished segments, best last: the objective, then the search utility (which holds the
+    task's tie-break), then the earlier node."""
+    u = node.utility if node.utility is not None else -math.inf
+    return objective.utility(node.val_score), u, -node.id
 
 
 def best_at_depth(nodes: Sequence[Node], objective: Objective, depth: int) -> float | None:

@@ -121,6 +121,12 @@ def rl_candidates(ctx: ProposalContext) -> list[Candidate]:
     low_noise = std is not None and std_knob is not None and std_knob.normalise(max(std, std_knob.low)) < 0.55
     high_noise = std is not None and std_knob is not None and std_knob.normalise(min(std, std_knob.high)) > 0.85
     stalled = success is not None and success < 0.9 and obj_slope <= 0.0
+    slow = any(surface[n].normalise(ctx.parent_recipe[n]) < 0.5 for n in lr)  # lower half of the lr range
+    if stalled and low_noise and slow:
+        out.append(Candidate("exploration has collapsed and the actor learns slowly: tiny action noise, a low "
+                             "learning rate and no progress in safe success", _moves(explore, UP) + _moves(lr, UP),
+                             "more varied episodes, faster policy change and rising success",
+                             ("action_std", "entropy", "safe_success")))
     if stalled and low_noise:
         out.append(Candidate("exploration has collapsed: tiny action noise and no progress in safe success",
                              _moves(explore, UP), "more varied episodes and rising success", ("action_std", "entropy")))

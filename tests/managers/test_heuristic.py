@@ -43,6 +43,11 @@ def test_rl_collapsed_exploration_raises_noise():
     decision, recipe = decide(ctx)
     assert "exploration" in decision.diagnosis
     assert recipe["action_std"] > ctx.parent_recipe["action_std"]
+    # the scared recipe's actor lr (1e-4) sits in the lower half of its range: it is raised with the noise
+    assert recipe["actor_lr"] > ctx.parent_recipe["actor_lr"]
+    fast = dict(ctx.parent_recipe, actor_lr=1e-3)
+    decision, recipe = decide(make_context(task_name="arm_scared", hist=hist, recipe=fast))
+    assert recipe["action_std"] > fast["action_std"] and recipe["actor_lr"] == fast["actor_lr"]
 
 
 def test_rl_moderate_noise_is_left_alone_and_large_noise_is_lowered():

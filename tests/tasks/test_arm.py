@@ -247,3 +247,19 @@ def test_evaluation_leaves_training_untouched(task):
     for name in a.checkpoint["actor"]:
         assert torch.equal(a.checkpoint["actor"][name], b.checkpoint["actor"][name])
     assert a.metrics == b.metrics
+
+
+def test_search_backs_up_safe_success_with_the_final_distance_tiebreak(tmp_path):
+    from searchmgr.search import explore
+    from searchmgr.store import TreeStore
+
+    explore(["task=arm_scared", "preset=smoke", f"out={tmp_path / 'run'}", "stopper.name=none"])
+    objective = ArmScared.objective
+    with TreeStore(tmp_path / "run" / "tree.db") as store:
+        done = [n for n in store.nodes(store.search()["id"]) if n.depth > 0]
+        assert len(done) >= 3
+        for n in done:
+            last = store.metrics(n.id)[-1][1]
+            assert n.utility == pytest.approx(objective.search_utility(last))
+            term = n.utility - n.val_score
+            assert 0.0 < term < 1e-3 and term == pytest.approx(objective.tiebreak.term(last))
