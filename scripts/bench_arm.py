@@ -160,7 +160,7 @@ def figure(name: str, fixed: list[dict], searches: list[dict], path: Path, docs_
     if docs_copy:
         small = ROOT / "docs" / "figures" / path.name
         small.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(small, dpi=60)
+        fig.savefig(small, dpi=80)
     plt.close(fig)
 
 
