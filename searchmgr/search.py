@@ -539,10 +539,10 @@ class Search:
     def _finish(self, node: Node, status: NodeStatus, val: float | None, test: float | None, steps: int,
                 train_s: float, ref: str | None = None, sha: str | None = None, error: str | None = None,
                 metrics: dict[str, float] | None = None) -> None:
-        """Record a node's end and back its utility up the tree (the objective's, with the task's tie-break)."""
+        """Record a node's end and back its utility up the tree (the objective's, with the task's tie-break);
+        ``metrics``, the segment's last evaluation, comes with every ``val``."""
         nodes = self.nodes()
-        utility = self.task.objective.search_utility(metrics or {self.task.objective.metric: val}) \
-            if val is not None else None
+        utility = self.task.objective.search_utility(metrics) if val is not None else None
         backed = utility
         if backed is None or not math.isfinite(backed):  # failures back up the worst score seen
             seen = [n.utility for n in nodes if n.utility is not None and math.isfinite(n.utility)]
