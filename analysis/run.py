@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from searchmgr import tree as T
-from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore
+from searchmgr.store import DecisionKind, Node, TreeStore
 from searchmgr.surface import Role, Scale
 from searchmgr.tasks import Direction, Objective
 
@@ -101,10 +101,7 @@ class RunData:
         Leaves are finished (``done``) segments ranked like :func:`searchmgr.tree.best_leaf`:
         complete schedules (depth == max_depth) first, then by validation utility (ties by the task's tie-break).
         """
-        done = [n for n in self.nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
-        complete = [n for n in done if n.depth == self.max_depth]
-        pool = complete or done
-        ranked = sorted(pool, key=lambda n: T.rank_key(n, self.objective), reverse=True)
+        ranked = T.ranked_leaves(self.nodes, self.objective, self.max_depth)
         return [T.path_to(self.nodes, n.id) for n in ranked[:k]]
 
     def steps_used(self) -> int:

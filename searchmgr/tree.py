@@ -43,14 +43,18 @@ def fixed_path(nodes: Sequence[Node]) -> list[Node]:
         out.append(nxt[0])
 
 
-def best_leaf(nodes: Sequence[Node], objective: Objective, max_depth: int) -> Node | None:
-    """The finished segment with the best validation score, preferring complete schedules (depth == max_depth)."""
+def ranked_leaves(nodes: Sequence[Node], objective: Objective, max_depth: int) -> list[Node]:
+    """Finished segments, best first: only complete schedules (depth == max_depth) when there are any,
+    ordered by :func:`rank_key`."""
     done = [n for n in nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
     complete = [n for n in done if n.depth == max_depth]
-    pool = complete or done
-    if not pool:
-        return None
-    return max(pool, key=lambda n: rank_key(n, objective))
+    return sorted(complete or done, key=lambda n: rank_key(n, objective), reverse=True)
+
+
+def best_leaf(nodes: Sequence[Node], objective: Objective, max_depth: int) -> Node | None:
+    """The finished segment with the best validation score, preferring complete schedules (depth == max_depth)."""
+    ranked = ranked_leaves(nodes, objective, max_depth)
+    return ranked[0] if ranked else None
 
 
 def rank_key(node: Node, objective: Objective) -> tuple[float, float, int]:
