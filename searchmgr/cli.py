@@ -53,6 +53,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from searchmgr.progress import ConsoleReporter
+    from searchmgr.supervise import supervise
+
+    supervise(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()))
+    return 0
+
+
 def _open(run: Path) -> TreeStore:
     from searchmgr.search import DB_NAME, RunNotFound
 
@@ -175,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory; budget, "
                    "manager, stopper and uct settings may change")
     e.set_defaults(fn=cmd_explore)
+    v = sub.add_parser("supervise", help="train one live run, steered by the manager asynchronously",
+                       description=(
+        "Train the task's horizon once; every interval= steps the manager is asked (in the background for "
+        "LLMs) and its verified, still fresh answer is applied at the next evaluation boundary, splitting the "
+        "run into segments. Settings: interval= (steps between requests; 0 = never ask), stale_steps=, "
+        "in_flight=, baseline=true (train the fixed recipe first, for comparison), search keys (task, seed, "
+        "out, segment_steps, max_depth, eval_every, manager.*) and task options. "
+        "Example: searchmgr supervise task=arm_scared interval=15"))
+    v.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    v.add_argument("--resume", type=Path, metavar="RUN", help="continue the supervised run in this directory; "
+                   "manager and supervise settings may change")
+    v.set_defaults(fn=cmd_supervise)
     s = sub.add_parser("show", help="print a run's tree, best path and fixed path")
     s.add_argument("run", type=Path, metavar="RUN")
     s.add_argument("--decisions", action="store_true", help="also print the decision traces per node")

@@ -56,6 +56,9 @@ class ManagerConfig(_Model):
     output: Literal["auto", "json_schema", "json_object_schema", "json_object", "text"] = Field(
         "auto", description="structured output: auto tries json_schema, then json_object with the schema "
         "(llama.cpp), then json_object, then plain text")
+    response_schema: Literal["request", "generic"] = Field(
+        "request", description="JSON schema sent with each request: `request` says what is admissible for that "
+        "parent (knob enum, each knob's op and value range); `generic` is the decision schema")
     prefetch: bool | None = Field(None, description="propose the next child while a segment trains "
                                   "(default: on for LLM backends, off for offline managers)")
     prefetch_parents: int = Field(3, ge=1, le=8, description="most parents to prefetch proposals for at once")

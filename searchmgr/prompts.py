@@ -29,7 +29,7 @@ from searchmgr.decision import decision_schema
 from searchmgr.surface import ActionSurface, Scale
 from searchmgr.tasks.base import Family, Objective
 
-MANAGER_PROMPT_VERSION = "manager/2"  # 2: the objective line names a tie-break
+MANAGER_PROMPT_VERSION = "manager/3"  # 2: the objective line names a tie-break; 3: admissible ranges per request
 STOPPER_PROMPT_VERSION = "stopper/1"
 
 FAMILY_GUIDANCE: dict[Family, str] = {

@@ -45,9 +45,18 @@ def _eval_text(step: int, metrics: dict[str, float]) -> str:
     return f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in (shown or metrics).items())
 
 
+def _live(d: DecisionRecord) -> str:
+    """Where an answer of a supervised run came from and where it went (empty for a search's decisions)."""
+    if d.snapshot_step is None:
+        return ""
+    text = f"snapshot at step {d.snapshot_step}, recipe version {d.recipe_version}"
+    return text + (f", applied at step {d.applied_step}" if d.applied_step is not None else "")
+
+
 def _attempt_line(d: DecisionRecord) -> str:
     tag = {"rejected": "rejected", "error": "ERROR", "stale": "stale"}.get(d.verdict, d.verdict)
     where = " (prefetched)" if isinstance(d.context, dict) and d.context.get("prefetched") else ""
+    where += f" ({_live(d)})" if d.snapshot_step is not None else ""
     reason = (d.reason or "-").removeprefix(f"{d.verdict}: ")
     return f"      {d.source} attempt {d.attempt + 1}{where} {tag}{_cost(d)}: {reason}"
 
@@ -112,6 +121,8 @@ def render_decisions(store: TreeStore, search_id: int) -> str:
             + (f" (parent {_fmt(parent.val_score)})" if parent is not None and parent.val_score is not None else ""))
         for a in before.get(node.id, []):
             lines.append(_attempt_line(a))
+        if d is not None and d.snapshot_step is not None:
+            lines.append(f"    live:      {_live(d)}")
         if node.source != "fixed":
             lines += [
                 f"    diagnosis: {parsed.get('diagnosis', '-')}",
@@ -131,10 +142,11 @@ def render_decisions(store: TreeStore, search_id: int) -> str:
             lines.append(f"    stopper {s.source}: {s.verdict.upper()}{_cost(s)} at step "
                          f"{(s.context or {}).get('answered_at_step', (s.context or {}).get('step', '?'))}: {s.reason}")
     if orphans:
-        lines.append("  requests that created no node (the parent was closed or the search stopped)")
+        lines.append("  requests that created no node (the parent was closed, the search stopped, or a supervised "
+                     "run's answer held the recipe or was rejected)")
         lines += [f"    on node {d.node_id}: " + _attempt_line(d).strip() for d in orphans]
     if stale:
-        lines.append("  prefetched proposals dropped as stale")
+        lines.append("  answers dropped as stale (prefetched proposals, or a supervised run's late answers)")
         lines += [f"    on node {d.node_id}: " + _attempt_line(d).strip() for d in stale]
     return "\n".join(lines)
 

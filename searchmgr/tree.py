@@ -44,10 +44,14 @@ def fixed_path(nodes: Sequence[Node]) -> list[Node]:
 
 
 def ranked_leaves(nodes: Sequence[Node], objective: Objective, max_depth: int) -> list[Node]:
-    """Finished segments, best first: only complete schedules (depth == max_depth) when there are any,
-    ordered by :func:`rank_key`."""
+    """Finished segments, best first: only complete schedules when there are any, ordered by :func:`rank_key`.
+
+    A schedule is complete when its last segment has depth ``max_depth`` or ends at the run's horizon (the
+    furthest planned end step): a supervised run is a chain split where decisions were applied, so its
+    depth is the number of its segments, not ``max_depth``."""
     done = [n for n in nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
-    complete = [n for n in done if n.depth == max_depth]
+    horizon = max((n.end_step for n in nodes), default=0)
+    complete = [n for n in done if n.depth == max_depth or n.end_step == horizon]
     return sorted(complete or done, key=lambda n: rank_key(n, objective), reverse=True)
 
 

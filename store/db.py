@@ -4,8 +4,10 @@ Storage contract
 ----------------
 * Tables: ``searches`` (one per run), ``nodes`` (the tree), ``metrics`` (namespaced
   key/value per node and step), ``decisions`` (every manager and stopper request:
-  context, raw response, verdict, whether it was applied), ``events`` (a log) and
-  ``migrations`` (schema changes applied, by name).
+  context, raw response, verdict, whether it was applied; for supervised runs also the
+  snapshot step, recipe version and applied step), ``events`` (a log), ``supervision``
+  (the settings of runs made by ``searchmgr supervise``) and ``migrations`` (schema
+  changes applied, by name).
 * Every state change is one transaction through :meth:`TreeStore.atomic`; a node's
   completion (status, scores, checkpoint reference, UCT backup along its path)
   commits at once or not at all.
@@ -128,6 +130,11 @@ class DecisionRecord:
     prompt_tokens: int | None
     completion_tokens: int | None
     created_at: float
+    # live supervision (``searchmgr supervise``; None in searches): the step of the telemetry snapshot the request
+    # was built from, the recipe version it was made against, and the step where the answer was applied
+    snapshot_step: int | None = None
+    recipe_version: int | None = None
+    applied_step: int | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> "DecisionRecord":
@@ -166,7 +173,15 @@ def _create_v1(db: sqlite_utils.Database) -> None:
                          "data": str, "created_at": float}, pk="id")
 
 
-MIGRATIONS = [("0001_initial", _create_v1)]
+def _add_supervision(db: sqlite_utils.Database) -> None:
+    """``searchmgr supervise``: the trace of asynchronous decisions, and which runs are supervised (with what)."""
+    for column in ("snapshot_step", "recipe_version", "applied_step"):
+        db["decisions"].add_column(column, int)
+    db["supervision"].create({"search_id": int, "settings": str, "created_at": float}, pk="search_id",
+                             foreign_keys=[("search_id", "searches", "id")])
+
+
+MIGRATIONS = [("0001_initial", _create_v1), ("0002_supervise", _add_supervision)]
 
 
 class TreeStore:
@@ -277,14 +292,16 @@ class TreeStore:
     def finish_node(self, node_id: int, status: NodeStatus, *, val_score: float | None, test_score: float | None,
                     utility: float | None, steps_trained: int, train_s: float | None = None, checkpoint: str | None = None,
                     checkpoint_sha256: str | None = None, error: str | None = None,
-                    backup: dict[int, tuple[int, float]] | None = None) -> None:
-        """Record a finished segment and its UCT backup in one transaction."""
+                    backup: dict[int, tuple[int, float]] | None = None, end_step: int | None = None) -> None:
+        """Record a finished segment and its UCT backup in one transaction. ``end_step`` ends the segment
+        earlier than planned (a supervised run splits its segment where a decision is applied)."""
         if not status.finished:
             raise ValueError(f"finish_node needs a finished status, not {status.value}")
+        fields = {} if end_step is None else {"end_step": end_step}
         with self.atomic():
             self.set_status(node_id, status, val_score=val_score, test_score=test_score, utility=utility,
                             steps_trained=steps_trained, train_s=train_s, checkpoint=checkpoint,
-                            checkpoint_sha256=checkpoint_sha256, error=error, finished_at=_now())
+                            checkpoint_sha256=checkpoint_sha256, error=error, finished_at=_now(), **fields)
             for nid, (visits, value_sum) in (backup or {}).items():
                 self.db["nodes"].update(nid, {"visits": visits, "value_sum": value_sum})
 
@@ -318,7 +335,8 @@ class TreeStore:
                      parsed: Any = None, attempt: int = 0, prompt_version: str | None = None,
                      prompt_hash: str | None = None, latency_s: float | None = None,
                      prompt_tokens: int | None = None, completion_tokens: int | None = None,
-                     applied: bool = False) -> int:
+                     applied: bool = False, snapshot_step: int | None = None, recipe_version: int | None = None,
+                     applied_step: int | None = None) -> int:
         with self.atomic():
             return self.db["decisions"].insert({
                 "search_id": search_id, "node_id": node_id, "kind": kind.value, "source": source,
@@ -329,6 +347,7 @@ class TreeStore:
                 "parsed": json.dumps(parsed) if parsed is not None else None,
                 "verdict": verdict, "reason": reason, "applied": int(applied), "latency_s": latency_s,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": _now(),
+                "snapshot_step": snapshot_step, "recipe_version": recipe_version, "applied_step": applied_step,
             }).last_pk
 
     def decisions(self, search_id: int, node_id: int | None = None,
@@ -345,6 +364,18 @@ class TreeStore:
 
     def decision(self, decision_id: int) -> DecisionRecord:
         return DecisionRecord.from_row(self.db["decisions"].get(decision_id))
+
+    # supervision ----------------------------------------------------------------
+    def set_supervision(self, search_id: int, settings: dict) -> None:
+        """Mark the run as supervised (``searchmgr supervise``) with these settings, or update them."""
+        with self.atomic():
+            self.db["supervision"].upsert({"search_id": search_id, "settings": json.dumps(settings),
+                                           "created_at": _now()}, pk="search_id")
+
+    def supervision(self, search_id: int) -> dict | None:
+        """The settings of a supervised run; None for a search."""
+        rows = list(self.db["supervision"].rows_where("search_id = ?", [search_id]))
+        return json.loads(rows[0]["settings"]) if rows else None
 
     # events -------------------------------------------------------------------
     def add_event(self, search_id: int, kind: str, message: str, node_id: int | None = None,

@@ -17,28 +17,41 @@ appears anywhere.
 from __future__ import annotations
 
 import threading
-from typing import ClassVar, Sequence
+from typing import ClassVar, Literal, Sequence
 
 from searchmgr.decision import decision_schema
 from searchmgr.managers.base import Manager, ManagerError, Proposal, ProposalContext
 from searchmgr.managers.openai_backend import BackendError, BackendSettings, ChatBackend
 from searchmgr.prompts import MANAGER_PROMPT_VERSION, manager_system_prompt, render_context, spec_hash
+from searchmgr.request_schema import render_ranges, request_schema
+
+ResponseSchema = Literal["request", "generic"]
 
 
 class LLMManager(Manager):
     name = "openai"
     slow: ClassVar[bool] = True  # answers take seconds: the search prefetches its proposals
 
-    def __init__(self, settings: BackendSettings, backend: ChatBackend | None = None):
+    def __init__(self, settings: BackendSettings, backend: ChatBackend | None = None,
+                 response_schema: ResponseSchema = "request"):
         self.settings = settings
         self.backend = backend or ChatBackend(settings)
+        self.response_schema = response_schema
         self._specs: dict[tuple, tuple[str, str]] = {}
         self._sent: set[str] = set()
         self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config) -> "LLMManager":
-        return cls(BackendSettings.from_manager_config(config.manager))
+        return cls(BackendSettings.from_manager_config(config.manager),
+                   response_schema=config.manager.response_schema)
+
+    def schema(self, ctx: ProposalContext) -> dict:
+        """The response schema sent with this request: per request (what is admissible for ``ctx``'s parent,
+        :mod:`searchmgr.request_schema`) or the generic decision schema."""
+        if self.response_schema == "generic":
+            return decision_schema()
+        return request_schema(ctx.surface, ctx.parent_recipe)
 
     def spec(self, ctx: ProposalContext) -> tuple[str, str]:
         """(specification text, hash) for the context's task (cached)."""
@@ -52,17 +65,20 @@ class LLMManager(Manager):
     def propose(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Proposal:
         system, digest = self.spec(ctx)
         context = ctx.to_dict()
-        messages = [{"role": "system", "content": system},
-                    {"role": "user", "content": render_context(context, feedback)}]
+        user = render_context(context, feedback)
+        if self.response_schema == "request":
+            user += ("\n\nAdmissible updates from the current recipe (list every knob once, in this order):\n"
+                     + render_ranges(ctx.surface, ctx.parent_recipe))
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         try:
-            c = self.backend.complete(messages, schema=decision_schema(), schema_name="decision")
+            c = self.backend.complete(messages, schema=self.schema(ctx), schema_name="decision")
         except BackendError as e:
             err = ManagerError(str(e))
             err.latency_s = e.latency_s  # the search records how long the endpoint was tried
             raise err from None
         request = {**context, "feedback": list(feedback),
                    "endpoint": {"model": self.settings.model, "output_mode": c.mode, "tries": c.tries,
-                                "notes": list(c.notes)}}
+                                "response_schema": self.response_schema, "notes": list(c.notes)}}
         with self._lock:
             if digest not in self._sent:
                 self._sent.add(digest)

@@ -1,0 +1,114 @@
+"""The response schema of one request: what is admissible for a child of this parent, and nothing else.
+
+The generic decision schema (:func:`searchmgr.decision.decision_schema`) lets a model
+name any knob with any value. Servers that constrain decoding to a JSON schema
+(llama.cpp, vLLM, OpenAI structured outputs) can only keep a small model admissible if
+the schema itself says what is admissible, so :func:`request_schema` builds it per
+request from the parent's recipe:
+
+- ``updates`` lists every knob once, in the surface's order (``prefixItems``; knob
+  names as one-value ``enum``\\ s), so no knob is unknown or repeated;
+- per knob the op is the knob's own (``scale`` for log-scale knobs, ``add`` for
+  linear ones) or ``hold``, and ``value`` has the range that the knob's current value,
+  its bounds and its step limit allow (:func:`admissible_range`; for integer knobs the
+  range whose rounded results stay admissible);
+- ``control_audit`` names knobs from the surface's ``enum``.
+
+It narrows nothing the verifier does: every answer still goes through
+:func:`searchmgr.decision.verify`, which also checks what a schema cannot say
+(duplicate siblings, cross-knob constraints). Every decision the schema admits is one the
+verifier admits for a parent without siblings on a surface without a cross-knob
+constraint (tests/test_request_schema.py checks that property).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+from searchmgr.surface import ActionSurface, Knob, Scale
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """The op a knob is moved with and the closed range of its ``value`` (a factor or a delta)."""
+
+    op: Literal["scale", "add"]
+    low: float
+    high: float
+
+    def text(self) -> str:
+        what = "factor" if self.op == "scale" else "delta"
+        return f"{self.op} with a {what} in [{self.low:.6g}, {self.high:.6g}]"
+
+
+def _inward(low: float, high: float) -> tuple[float, float]:
+    """The shortest decimals inside ``[low, high]`` (readable in prompts and grammars), else the exact ends."""
+    for digits in (3, 4, 6, 8, 10, 12):
+        lo, hi = float(f"{low:.{digits}g}"), float(f"{high:.{digits}g}")
+        if low <= lo <= hi <= high:
+            return lo, hi
+    return low, high
+
+
+def admissible_range(knob: Knob, value: float) -> ValueRange:
+    """The values of the knob's op that keep ``value`` in bounds and within the step limit."""
+    if knob.scale is Scale.LOG:
+        up = 1 + knob.max_step
+        if knob.integer:  # the verifier rounds value * factor: allow the factors of admissible integers only
+            lo_n = max(math.ceil(value / up - 1e-9), math.ceil(knob.low))
+            hi_n = min(math.floor(value * up + 1e-9), math.floor(knob.high))
+            return ValueRange("scale", *_inward(lo_n / value, hi_n / value))
+        return ValueRange("scale", *_inward(max(1 / up, knob.low / value), min(up, knob.high / value)))
+    limit = knob.max_step * (knob.high - knob.low)
+    if knob.integer:  # the verifier rounds value + delta and allows integer knobs a step of at least 1
+        limit = max(limit, 1.0)
+        lo_n = max(math.ceil(value - limit - 1e-9), math.ceil(knob.low))
+        hi_n = min(math.floor(value + limit + 1e-9), math.floor(knob.high))
+        return ValueRange("add", *_inward(lo_n - value, hi_n - value))
+    return ValueRange("add", *_inward(max(-limit, knob.low - value), min(limit, knob.high - value)))
+
+
+def admissible_ranges(surface: ActionSurface, parent: Mapping[str, float]) -> dict[str, ValueRange]:
+    return {k.name: admissible_range(k, parent[k.name]) for k in surface.knobs}
+
+
+def request_schema(surface: ActionSurface, parent: Mapping[str, float]) -> dict:
+    """The JSON schema of a decision admissible for a child of ``parent`` (see the module docstring)."""
+    items = []
+    for name, r in admissible_ranges(surface, parent).items():
+        items.append({
+            "type": "object",
+            "properties": {
+                "knob": {"type": "string", "enum": [name]},
+                "op": {"type": "string", "enum": [r.op, "hold"]},
+                "value": {"type": "number", "minimum": r.low, "maximum": r.high},
+            },
+            "required": ["knob", "op", "value"],
+            "additionalProperties": False,
+        })
+    n = len(items)
+    return {
+        "type": "object",
+        "properties": {
+            "diagnosis": {"type": "string"},
+            "control_audit": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"knob": {"type": "string", "enum": surface.names},
+                               "verdict": {"type": "string", "enum": ["selected", "rejected", "deferred"]},
+                               "reason": {"type": "string"}},
+                "required": ["knob", "verdict", "reason"],
+                "additionalProperties": False}},
+            "updates": {"type": "array", "prefixItems": items, "minItems": n, "maxItems": n},
+            "expected_outcome": {"type": "string"},
+            "watch_items": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["diagnosis", "control_audit", "updates", "expected_outcome", "watch_items"],
+        "additionalProperties": False,
+    }
+
+
+def render_ranges(surface: ActionSurface, parent: Mapping[str, float]) -> str:
+    """The admissible updates as prompt lines (one per knob, in the order the schema lists them)."""
+    return "\n".join(f"- {name}: {r.text()}, or hold" for name, r in admissible_ranges(surface, parent).items())

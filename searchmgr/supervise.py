@@ -1,0 +1,556 @@
+"""``searchmgr supervise``: one live training run, steered asynchronously by a manager (AI Training Manager).
+
+The run trains the task's horizon (``max_depth x segment_steps`` steps) once. Training
+advances in chunks that end at *safe boundaries*, every ``eval_every`` steps (for RL
+tasks one step is one PPO update, so a boundary is always an update boundary); each
+chunk is one ``task.train_segment`` call from the previous chunk's checkpoint and ends
+with an evaluation.
+
+- **Ask**: at the first boundary at or after each multiple of ``interval`` steps the
+  supervisor snapshots the telemetry and the recipe version (the number of decisions
+  applied so far) and asks the manager. Slow managers (LLMs) are asked on a worker
+  thread while training goes on; offline managers answer at once, at the same boundary.
+- **Verify**: every answer goes through :func:`searchmgr.decision.verify` (in the
+  worker, as :func:`searchmgr.prefetch.run_attempts` does for searches, with the
+  verifier's feedback on rejected attempts).
+- **Apply**: at each boundary, answers that have arrived are checked for staleness
+  (the recipe changed since their snapshot, or more than ``stale_steps`` steps passed)
+  and an admitted, fresh answer that changes the recipe is applied there: the running
+  segment ends at that boundary (checkpoint saved) and a child segment with the new
+  recipe starts. Stale, rejected and failed answers are traced and change nothing.
+
+The store is the one ``explore`` writes: the root, then a chain of segments split where
+decisions were applied (with ``baseline=true``, the fixed recipe's path first, as a
+search trains it), metrics, and one decision trace per answer with its snapshot step,
+recipe version, latency, verdict (``stale`` included) and applied step. So ``show``,
+``show --decisions``, ``report``, ``export`` and ``replay`` read it as they read a
+search, and ``supervise --resume`` continues a killed run: the segment that was training
+is retrained from its parent's checkpoint; requests in flight when it died are lost.
+
+Only this module's thread writes the store; workers only call the manager and the verifier.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from searchmgr import tree as T
+from searchmgr import uct
+from searchmgr.config import ConfigError, SearchConfig, build_config, merge, parse_overrides
+from searchmgr.decision import Decision
+from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
+from searchmgr.prefetch import Attempt, run_attempts
+from searchmgr.progress import Reporter
+from searchmgr.search import CONFIG_NAME, DB_NAME, RunNotFound, resolve
+from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, load_checkpoint, save_checkpoint
+from searchmgr.surface import same_recipe
+from searchmgr.tasks import Segment, Task
+from searchmgr.telemetry import summarize
+
+SUPERVISED = "supervised"  # source of the chain's first segment (the base recipe, before any decision)
+
+
+class SuperviseSettings(BaseModel):
+    """How the manager steers the live run (``key=value`` words of ``searchmgr supervise``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval: int | None = Field(None, ge=0, description="steps between manager requests (default: the task's "
+                                 "segment_steps; 0: never ask, the base recipe trains live)")
+    stale_steps: int | None = Field(None, ge=1, description="an answer whose snapshot is older than this many steps "
+                                    "when it could be applied is stale (default: 2 x max(interval, eval_every))")
+    in_flight: int = Field(2, ge=1, le=8, description="most requests pending at once; a boundary that finds this "
+                                                      "many asks nothing")
+    baseline: bool = Field(False, description="first train the fixed recipe to the horizon, as a search does, so "
+                           "show and report compare the run with it")
+
+    def resolved(self, config: SearchConfig) -> "SuperviseSettings":
+        interval = config.segment_steps if self.interval is None else self.interval
+        stale = self.stale_steps or 2 * max(interval, config.eval_every)
+        return self.model_copy(update={"interval": interval, "stale_steps": stale})
+
+
+SETTING_KEYS = tuple(SuperviseSettings.model_fields)
+IGNORED_SECTIONS = ("budget", "uct", "stopper")  # a supervised run trains its horizon once: nothing to budget or prune
+
+
+def split_words(words: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``key=value`` words -> (supervise settings, search overrides); raises :class:`ConfigError`."""
+    settings, rest = {}, []
+    for word in words:
+        key, eq, value = word.partition("=")
+        if eq and key.strip() in SETTING_KEYS:
+            settings[key.strip()] = value
+        else:
+            rest.append(word)
+    overrides = parse_overrides(rest)
+    ignored = [k for k in IGNORED_SECTIONS if k in overrides]
+    if ignored:
+        raise ConfigError(f"supervise trains one run to the horizon (max_depth x segment_steps) without budget, "
+                          f"UCT or early stopping; drop the {'/'.join(ignored)} settings")
+    return settings, overrides
+
+
+def parse_settings(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> SuperviseSettings:
+    try:
+        return SuperviseSettings.model_validate({**(base or {}), **data})
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"bad supervise setting: {problems} (keys: {', '.join(SETTING_KEYS)})") from None
+
+
+@dataclass
+class Pending:
+    """A request on its way: what it was built from, and its future (the attempts, verified)."""
+
+    future: Future
+    node_id: int  # the segment training when it was asked
+    snapshot_step: int
+    version: int
+    context: dict
+
+
+@dataclass(frozen=True)
+class SuperviseOutcome:
+    run_dir: Path
+    metric: str
+    chain: tuple[Node, ...]  # the supervised segments, first first
+    fixed: Node | None  # the fixed recipe's last segment (baseline=true)
+    best_val: float | None  # the best evaluation of the supervised run
+    best_step: int | None
+    verdicts: dict[str, int]  # answers by verdict
+    applied: int
+    wall_s: float
+    train_s: float
+    stop_reason: str
+
+    @property
+    def final(self) -> Node | None:
+        return self.chain[-1] if self.chain else None
+
+    @property
+    def overhead_share(self) -> float:
+        return 0.0 if self.wall_s <= 0 else max(self.wall_s - self.train_s, 0.0) / self.wall_s
+
+    def render(self) -> str:
+        lines = [f"supervised run: {self.stop_reason}",
+                 f"wall {self.wall_s:.1f}s, outside training {100 * self.overhead_share:.1f}%; answers "
+                 + (", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items())) or "none")
+                 + f"; {self.applied} applied"]
+        if self.final is not None:
+            lines.append(f"final {self.metric}={_fmt(self.final.val_score)} (test {_fmt(self.final.test_score)}), "
+                         f"best on the way {_fmt(self.best_val)} at step {self.best_step}")
+            for n in self.chain:
+                lines.append(f"  steps {n.start_step:>6}-{n.end_step:<6} node {n.id:<4} {n.source:<10} "
+                             + " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()))
+        if self.fixed is not None:
+            lines.append(f"fixed recipe {self.metric}={_fmt(self.fixed.val_score)} (test {_fmt(self.fixed.test_score)})")
+        lines.append(f"run: {self.run_dir}")
+        return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _copy(state: dict) -> dict:
+    """A checkpoint through ``torch.save``/``torch.load``, as between a search's segments (no shared tensors)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=False)
+
+
+class TrainingFailed(RuntimeError):
+    """A chunk raised or diverged; the segment is recorded as failed and the run stops."""
+
+
+class Supervisor:
+    """One supervised run bound to a run directory: :meth:`create` or :meth:`resume`, then :meth:`run`."""
+
+    def __init__(self, run_dir: Path, config: SearchConfig, settings: SuperviseSettings, task: Task,
+                 store: TreeStore, search_id: int, reporter: Reporter | None = None):
+        self.run_dir, self.config, self.settings, self.task = run_dir, config, settings, task
+        self.store, self.search_id = store, search_id
+        self.reporter = reporter or Reporter()
+        cls = manager_class(config.manager.name)
+        factory = getattr(cls, "from_config", None)
+        self.manager: Manager = factory(config) if factory else cls()
+        m = config.manager
+        self.asynchronous = m.prefetch if m.prefetch is not None else bool(getattr(self.manager, "slow", False))
+        self.pool = ThreadPoolExecutor(settings.in_flight, thread_name_prefix="searchmgr-supervise") \
+            if self.asynchronous else None
+        self.pending: list[Pending] = []
+        self.train_s = 0.0
+        self.reporter.start(task.objective.metric, config.budget.steps)
+
+    # construction ----------------------------------------------------------------------
+    @classmethod
+    def create(cls, words: Sequence[str], reporter: Reporter | None = None) -> "Supervisor":
+        raw_settings, overrides = split_words(words)
+        if "task" not in overrides:
+            raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
+        config, task = resolve(build_config(overrides))
+        settings = parse_settings(raw_settings).resolved(config)
+        steps = config.horizon * (2 if settings.baseline else 1)
+        config = config.model_copy(update={"budget": config.budget.model_copy(update={"steps": steps})})
+        run_dir = config.out or Path("runs") / f"{config.task}-supervised-{datetime.now():%Y%m%d-%H%M%S}"
+        if (run_dir / DB_NAME).exists():
+            raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr supervise --resume "
+                              f"{run_dir}` or choose another out=")
+        config = config.model_copy(update={"out": run_dir})
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
+        store = TreeStore(run_dir / DB_NAME)
+        info = task.info()
+        sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
+                                  task.surface.fingerprint(), info)
+        store.set_supervision(sid, settings.model_dump())
+        sup = cls(run_dir, config, settings, task, store, sid, reporter)
+        for k, v in info.items():
+            sup.reporter.message(f"{k}: {v}")
+        root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
+        ref, sha = sup._save(root.id, task.init(config.seed))
+        store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
+                          steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
+        store.add_event(sid, "created", f"supervised run created for task {task.name}",
+                        data={"info": info, "supervise": settings.model_dump()})
+        return sup
+
+    @classmethod
+    def resume(cls, run_dir: Path, words: Sequence[str] = (), reporter: Reporter | None = None) -> "Supervisor":
+        """Continue a supervised run; manager settings and supervise settings may change, nothing else."""
+        run_dir = Path(run_dir)
+        if not (run_dir / DB_NAME).exists():
+            raise RunNotFound(run_dir)
+        raw_settings, overrides = split_words(words)
+        other = sorted(k for k in overrides if k != "manager")
+        if other:
+            raise ConfigError(f"supervise --resume may change manager.* and {', '.join(SETTING_KEYS)} only, not "
+                              f"{other}; start a new run with out=<new dir> instead")
+        store = TreeStore(run_dir / DB_NAME)
+        row = store.search()
+        stored = store.supervision(row["id"])
+        if stored is None:
+            store.close()
+            raise ConfigError(f"{run_dir} is a search, not a supervised run; continue it with "
+                              f"`searchmgr explore --resume {run_dir}`")
+        config, task = resolve(build_config(merge(row["config"], overrides)))
+        if task.surface.fingerprint() != row["surface_fingerprint"]:
+            store.close()
+            raise ConfigError(f"the action surface of task {task.name} changed since this run was created; "
+                              "resume refuses it because the stored recipes would no longer mean the same")
+        settings = parse_settings(raw_settings, stored).resolved(config)
+        if settings.baseline != stored["baseline"]:
+            store.close()
+            raise ConfigError("resume cannot change baseline; start a new run instead")
+        store.update_search_config(row["id"], config.model_dump(mode="json"))
+        store.set_supervision(row["id"], settings.model_dump())
+        (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
+        sup = cls(run_dir, config, settings, task, store, row["id"], reporter)
+        ids = store.interrupt_running(row["id"])
+        if ids:
+            store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
+            sup.reporter.message(f"node(s) {ids} were interrupted; retraining from the parent's checkpoint")
+        store.add_event(row["id"], "resumed", "supervised run resumed",
+                        data={"overrides": overrides, "supervise": settings.model_dump()})
+        return sup
+
+    # checkpoints -------------------------------------------------------------------------
+    def _save(self, node_id: int, state: dict) -> tuple[str, str]:
+        ref = f"checkpoints/node_{node_id:05d}.pt"
+        return ref, save_checkpoint(state, self.run_dir / ref)
+
+    def _load(self, node: Node) -> dict:
+        return load_checkpoint(self.run_dir / node.checkpoint, node.checkpoint_sha256)
+
+    # the run -------------------------------------------------------------------------------
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    def run(self) -> SuperviseOutcome:
+        started = time.perf_counter()
+        reason = "trained to the horizon"
+        try:
+            if self.settings.baseline:
+                self._continue(self._tip(fixed=True), steer=False)
+            self._continue(self._tip(fixed=False), steer=True)
+        except TrainingFailed as e:
+            reason = f"stopped: {e}"
+        finally:
+            self._drop_pending("the run ended before it could be applied")
+        return self._outcome(reason, time.perf_counter() - started)
+
+    def _tip(self, fixed: bool) -> Node:
+        """The last segment of the fixed path or of the supervised chain, created when missing."""
+        nodes = self.store.nodes(self.search_id)
+        root = T.root(nodes)
+        if fixed:
+            tip = T.fixed_path(nodes)[-1]
+            if tip.id == root.id:
+                return self._fixed_child(root)
+            return tip
+        chain = [n for n in nodes if n.source not in (T.ROOT, T.FIXED)]
+        if chain:
+            return chain[-1]
+        return self.store.add_node(self.search_id, root.id, 1, 0, self.horizon, root.recipe, SUPERVISED)
+
+    def _fixed_child(self, parent: Node) -> Node:
+        decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")
+        did = self.store.add_decision(self.search_id, parent.id, DecisionKind.MANAGER, T.FIXED, verdict="accepted",
+                                      parsed=decision.model_dump())
+        end = min(parent.end_step + self.config.segment_steps, self.horizon)
+        return self.store.add_node(self.search_id, parent.id, parent.depth + 1, parent.end_step, end,
+                                   parent.recipe, T.FIXED, did)
+
+    def _continue(self, node: Node, steer: bool) -> None:
+        """Train from ``node`` to the horizon: split where decisions are applied (``steer``) or at the end of
+        each fixed segment."""
+        if node.status is NodeStatus.FAILED:
+            raise TrainingFailed(f"node {node.id} failed earlier ({node.error}); start a new run")
+        if node.status is NodeStatus.DONE:
+            if node.end_step >= self.horizon:
+                return
+            # a fixed segment done before the horizon (a chain segment never is: it ends with its child's creation)
+            node = self._fixed_child(node)
+        parent = self.store.node(node.parent_id)
+        state = self._load(parent)
+        self.store.start_node(node.id)
+        self.reporter.node_started(node, node.source, None)
+        step = node.start_step
+        next_ask = self._next_multiple(step)
+        while True:
+            boundary = min((step // self.config.eval_every + 1) * self.config.eval_every, node.end_step)
+            state, metrics = self._chunk(node, state, step, boundary)
+            step = boundary
+            if step == node.end_step:
+                self._finish(node, step, state, metrics)
+                if step >= self.horizon:
+                    return
+                node = self._fixed_child(self.store.node(node.id))
+                self.store.start_node(node.id)
+                self.reporter.node_started(node, node.source, None)
+                continue
+            if not steer:
+                continue
+            node = self._apply_answers(node, step, state, metrics)
+            if self.settings.interval and step >= next_ask:
+                next_ask = self._next_multiple(step)
+                self._ask(node, step)
+                if not self.asynchronous:
+                    node = self._apply_answers(node, step, state, metrics)
+
+    def _next_multiple(self, step: int) -> int:
+        interval = self.settings.interval
+        return (step // interval + 1) * interval if interval else self.horizon + 1
+
+    def _chunk(self, node: Node, state: dict, start: int, end: int) -> tuple[dict, dict[str, float]]:
+        """Train ``node``'s recipe from ``start`` to the boundary ``end``; the next checkpoint and the metrics."""
+        callback_s = 0.0
+
+        def on_eval(step: int, metrics: dict[str, float]) -> bool:
+            nonlocal callback_s
+            t0 = time.perf_counter()
+            self.store.add_metrics(node.id, step, metrics, step - node.start_step)
+            self.reporter.evaluated(node, step, metrics, self._steps_used() + step - node.start_step)
+            callback_s += time.perf_counter() - t0
+            return False
+
+        segment = Segment(start, end - start, self.horizon, self.config.eval_every)
+        t0 = time.perf_counter()
+        try:
+            result = self.task.train_segment(state, node.recipe, segment, on_eval)
+        except Exception as e:  # recorded on the node and in the log, then the run stops
+            self.train_s += time.perf_counter() - t0 - callback_s
+            self._fail(node, start, f"{type(e).__name__}: {e}", traceback.format_exc())
+            raise TrainingFailed(f"node {node.id} failed at step {start}: {type(e).__name__}: {e}") from None
+        self.train_s += time.perf_counter() - t0 - callback_s
+        value = result.metrics.get(self.task.objective.metric)
+        if value is None or not math.isfinite(value) or result.checkpoint is None:
+            self._fail(node, end, f"diverged: {self.task.objective.metric}={value} at step {end}", None)
+            raise TrainingFailed(f"node {node.id} diverged at step {end}")
+        return _copy(result.checkpoint), dict(result.metrics)
+
+    def _steps_used(self) -> int:
+        return T.steps_used(self.store.nodes(self.search_id))
+
+    # ending segments ---------------------------------------------------------------------------
+    def _backup(self, node_id: int, utility: float) -> dict[int, tuple[int, float]]:
+        views = [uct.NodeView(id=n.id, parent=n.parent_id, depth=n.depth, expandable=False, utility=n.utility,
+                              visits=n.visits, value_sum=n.value_sum) for n in self.store.nodes(self.search_id)]
+        return uct.backup(uct.TreeView.build(views), node_id, utility)
+
+    def _finish(self, node: Node, step: int, state: dict, metrics: dict[str, float]) -> None:
+        """End ``node`` at ``step`` (done, checkpoint saved unless at the horizon) with its UCT backup."""
+        objective = self.task.objective
+        utility = objective.search_utility(metrics)
+        ref = sha = None
+        if step < self.horizon:
+            ref, sha = self._save(node.id, state)
+        self.store.finish_node(node.id, NodeStatus.DONE, val_score=metrics.get(objective.metric),
+                               test_score=metrics.get(objective.test_metric), utility=utility,
+                               steps_trained=step - node.start_step, train_s=None, checkpoint=ref,
+                               checkpoint_sha256=sha, backup=self._backup(node.id, utility), end_step=step)
+        self.reporter.node_finished(self.store.node(node.id), None, self._steps_used(),
+                                    sum(n.depth > 0 and n.status.finished for n in self.store.nodes(self.search_id)))
+
+    def _fail(self, node: Node, step: int, error: str, trace: str | None) -> None:
+        self.store.add_event(self.search_id, "failed", error, node_id=node.id, data={"traceback": trace} if trace else None)
+        self.store.finish_node(node.id, NodeStatus.FAILED, val_score=None, test_score=None, utility=None,
+                               steps_trained=step - node.start_step, error=error)
+        self.reporter.node_finished(self.store.node(node.id), None, self._steps_used(), 0)
+
+    # asking and applying ------------------------------------------------------------------------
+    def _context(self, node: Node, step: int) -> ProposalContext:
+        """The snapshot: ``node``'s path and telemetry up to ``step``, as the parent of the next segment."""
+        nodes = self.store.nodes(self.search_id)
+        history: list[tuple[int, dict[str, float]]] = []
+        steps = []
+        for n in T.path_to(nodes, node.id)[1:]:
+            m = self.store.metrics(n.id)
+            history += m
+            decision = self.store.decision(n.decision_id).parsed if n.decision_id else None
+            steps.append(PathStep(n.id, n.depth, n.start_step, min(n.end_step, step), n.recipe, n.val_score,
+                                  decision, m[-1][1] if m else {}))
+        return ProposalContext(
+            task=self.task.name, family=self.task.family, description=self.task.description,
+            objective=self.task.objective, surface=self.task.surface, parent_id=node.id,
+            parent_recipe=node.recipe, depth=node.depth + 1, max_depth=max(self.config.max_depth, node.depth + 1),
+            start_step=step, end_step=self.horizon, telemetry=summarize(history, self.task.objective),
+            path=tuple(steps), siblings=(), budget_left_steps=self.horizon - step, seed=self.config.seed)
+
+    def _ask(self, node: Node, step: int) -> None:
+        version = node.depth - 1  # decisions applied along the chain so far
+        if len(self.pending) >= self.settings.in_flight:
+            self.store.add_event(self.search_id, "skipped", f"no request at step {step}: "
+                                 f"{len(self.pending)} still pending", node_id=node.id)
+            return
+        ctx = self._context(node, step)
+        attempts = self.config.manager.attempts
+        if self.pool is not None:
+            future = self.pool.submit(run_attempts, self.manager, ctx, attempts)
+        else:
+            future = Future()
+            future.set_result(run_attempts(self.manager, ctx, attempts))
+        self.pending.append(Pending(future, node.id, step, version, ctx.to_dict()))
+
+    def _apply_answers(self, node: Node, step: int, state: dict, metrics: dict[str, float]) -> Node:
+        """Trace every answer that has arrived; apply the first admitted, fresh one that changes the recipe."""
+        for p in [p for p in self.pending if p.future.done()]:
+            self.pending.remove(p)
+            *earlier, last = p.future.result()
+            for n, a in enumerate(earlier):
+                self._trace(p, a, n, "error" if a.proposal is None else "rejected",
+                            a.error if a.proposal is None else str(a.verdict.rejection))
+            n = len(earlier)
+            version = node.depth - 1
+            if last.proposal is None:
+                self._trace(p, last, n, "error", last.error)
+            elif not last.verdict.ok:
+                self._trace(p, last, n, "rejected", str(last.verdict.rejection))
+                self.reporter.rejected(p.node_id, self.manager.name, str(last.verdict.rejection))
+            elif p.version != version:
+                self._trace(p, last, n, "stale", f"stale: the recipe changed since the snapshot at step "
+                            f"{p.snapshot_step} (version {p.version} -> {version}); the verifier had admitted it")
+            elif step - p.snapshot_step > self.settings.stale_steps:
+                self._trace(p, last, n, "stale", f"stale: {step - p.snapshot_step} steps since the snapshot at "
+                            f"step {p.snapshot_step} (limit stale_steps={self.settings.stale_steps}); the verifier "
+                            "had admitted it")
+            elif same_recipe(last.verdict.recipe, node.recipe):
+                self._trace(p, last, n, "accepted", "admitted; it holds every knob, so nothing changes")
+            else:
+                node = self._split(node, step, state, metrics, p, last, n)
+        return node
+
+    def _trace(self, p: Pending, a: Attempt, attempt: int, verdict: str, reason: str | None,
+               applied_step: int | None = None) -> int:
+        fields: dict[str, Any] = {"context": p.context}
+        if a.proposal is not None:
+            q = a.proposal
+            fields = {"context": dict(q.request or p.context),
+                      "raw_response": q.raw if isinstance(q.raw, str) else json.dumps(q.raw),
+                      "parsed": a.verdict.decision.model_dump() if a.verdict.decision else None,
+                      "prompt_version": q.prompt_version, "prompt_hash": q.prompt_hash, "latency_s": q.latency_s,
+                      "prompt_tokens": q.prompt_tokens, "completion_tokens": q.completion_tokens}
+        else:
+            fields["latency_s"] = a.error_latency_s
+        return self.store.add_decision(self.search_id, p.node_id, DecisionKind.MANAGER, self.manager.name,
+                                       verdict=verdict, reason=reason, attempt=attempt, snapshot_step=p.snapshot_step,
+                                       recipe_version=p.version, applied_step=applied_step, **fields)
+
+    def _split(self, node: Node, step: int, state: dict, metrics: dict[str, float], p: Pending, a: Attempt,
+               attempt: int) -> Node:
+        """Apply an admitted answer at ``step``: ``node`` ends here and its child trains the new recipe."""
+        with self.store.atomic():  # the segment's end, the decision and the child commit together
+            self._finish(node, step, state, metrics)
+            did = self._trace(p, a, attempt, "accepted", None, applied_step=step)
+            child = self.store.add_node(self.search_id, node.id, node.depth + 1, step, self.horizon,
+                                        a.verdict.recipe, self.manager.name, did)
+            self.store.start_node(child.id)
+        self.reporter.node_started(child, child.source, a.verdict.decision.diagnosis)
+        return self.store.node(child.id)
+
+    def _drop_pending(self, why: str) -> None:
+        for p in self.pending:
+            p.future.cancel()
+            if p.future.done() and not p.future.cancelled():
+                for n, a in enumerate(p.future.result()):
+                    said = "failed" if a.proposal is None else "admitted" if a.verdict.ok else "rejected"
+                    self._trace(p, a, n, "stale", f"stale: {why}; the verifier had {said} it"
+                                if a.proposal is not None else f"stale: {why}; manager error: {a.error}")
+            else:
+                self.store.add_decision(self.search_id, p.node_id, DecisionKind.MANAGER, self.manager.name,
+                                        verdict="stale", reason=f"stale: {why}; still in flight", context=p.context,
+                                        snapshot_step=p.snapshot_step, recipe_version=p.version)
+        self.pending.clear()
+
+    def _outcome(self, reason: str, wall: float) -> SuperviseOutcome:
+        nodes = self.store.nodes(self.search_id)
+        chain = tuple(n for n in nodes if n.source not in (T.ROOT, T.FIXED))
+        fixed = T.fixed_path(nodes)[-1]
+        decisions = [d for d in self.store.decisions(self.search_id, kind=DecisionKind.MANAGER) if d.source != T.FIXED]
+        verdicts: dict[str, int] = {}
+        for d in decisions:
+            verdicts[d.verdict] = verdicts.get(d.verdict, 0) + 1
+        objective = self.task.objective
+        evals = [(s, m[objective.metric]) for n in chain for s, m in self.store.metrics(n.id) if objective.metric in m]
+        best = max(evals, key=lambda sv: objective.utility(sv[1])) if evals else (None, None)
+        outcome = SuperviseOutcome(self.run_dir, objective.metric, chain, fixed if fixed.depth else None, best[1],
+                                   best[0], verdicts, sum(d.applied for d in decisions), wall, self.train_s, reason)
+        self.store.add_event(self.search_id, "stopped", reason, data={
+            "wall_s": wall, "train_s": self.train_s, "verdicts": verdicts, "applied": outcome.applied})
+        self.reporter.finished(outcome)
+        return outcome
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.manager.close()
+        self.store.close()
+
+
+def supervise(words: Sequence[str] = (), resume: str | Path | None = None,
+              reporter: Reporter | None = None) -> SuperviseOutcome:
+    """Run (or continue) a supervised run; the Python twin of ``searchmgr supervise``."""
+    sup = Supervisor.resume(Path(resume), words, reporter) if resume is not None else Supervisor.create(words, reporter)
+    try:
+        return sup.run()
+    except KeyboardInterrupt:
+        ids = sup.store.interrupt_running(sup.search_id)
+        sup.store.add_event(sup.search_id, "interrupted", f"stopped by the user; nodes {ids} interrupted")
+        raise
+    finally:
+        sup.close()
