@@ -18,7 +18,7 @@ It narrows nothing the verifier does: every answer still goes through
 :func:`searchmgr.decision.verify`, which also checks what a schema cannot say
 (duplicate siblings, cross-knob constraints). Every decision the schema admits is one the
 verifier admits for a parent without siblings on a surface without a cross-knob
-constraint (tests/test_request_schema.py checks that property).
+constraint (tests/managers/test_request_schema.py checks that property).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class ValueRange:
 
 
 def _inward(low: float, high: float) -> tuple[float, float]:
-    """The shortest decimals inside ``[low, high]`` (readable in prompts and grammars), else the exact ends."""
-    for digits in (3, 4, 6, 8, 10, 12):
+    """``[low, high]`` rounded inward to 6 significant digits where that keeps it (readable in prompts and
+    grammars), else to more."""
+    for digits in (6, 8, 10, 12):
         lo, hi = float(f"{low:.{digits}g}"), float(f"{high:.{digits}g}")
         if low <= lo <= hi <= high:
             return lo, hi
