@@ -186,6 +186,8 @@ class Search:
             raise RunNotFound(run_dir)
         store = TreeStore(run_dir / DB_NAME)
         row = store.search()
+        if store.supervision(row["id"]) is not None:  # a live run's chain is off the segment grid UCT grows on
+            raise ConfigError(f"{run_dir} is a supervised run; continue it with `searchmgr supervise --resume {run_dir}`")
         stored = row["config"]
         overrides = dict(overrides or {})
         for key in FROZEN_KEYS:

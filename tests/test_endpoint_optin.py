@@ -4,7 +4,8 @@
 
 Optional: SEARCHMGR_TEST_MODEL (default "local"), SEARCHMGR_TEST_TASKS (default "toy"; comma-separated,
 e.g. "toy,tinystories_overfit"), SEARCHMGR_TEST_STEPS (step budget; default: the smoke
-preset's). The API key, if the server needs one, comes from OPENAI_API_KEY. Prints how many proposals were valid,
+preset's), SEARCHMGR_TEST_SCHEMA (`request`, the default, or `generic`: the response schema sent).
+A short supervised run (`searchmgr supervise`) asks the same endpoint in the background. The API key, if the server needs one, comes from OPENAI_API_KEY. Prints how many proposals were valid,
 how many were rejected and why, and the latency per decision.
 """
 
@@ -24,6 +25,8 @@ from searchmgr.traces import manager_stats
 
 URL = os.environ.get("SEARCHMGR_TEST_BASE_URL")
 TASKS = [t.strip() for t in os.environ.get("SEARCHMGR_TEST_TASKS", "toy").split(",") if t.strip()]
+SCHEMA = os.environ.get("SEARCHMGR_TEST_SCHEMA", "request")
+MODEL = os.environ.get("SEARCHMGR_TEST_MODEL", "local")
 
 pytestmark = [
     pytest.mark.endpoint,
@@ -49,7 +52,7 @@ def test_short_search_against_the_endpoint(task, tmp_path, monkeypatch):
     steps = int(os.environ.get("SEARCHMGR_TEST_STEPS", d.budget_steps))
     out = tmp_path / task
     outcome = explore([f"task={task}", "preset=smoke", f"budget.steps={steps}", "manager.name=openai",
-                       f"manager.base_url={URL}", f"manager.model={os.environ.get('SEARCHMGR_TEST_MODEL', 'local')}",
+                       f"manager.base_url={URL}", f"manager.model={MODEL}", f"manager.response_schema={SCHEMA}",
                        "manager.timeout_s=300", "manager.max_retries=1", f"out={out}"])
     check_trained(out, seen)
     with TreeStore(out / "tree.db") as store:
@@ -57,3 +60,20 @@ def test_short_search_against_the_endpoint(task, tmp_path, monkeypatch):
     print(f"\n{task}: {outcome.stop_reason}; openai manager: " + json.dumps(stats, indent=1))
     assert stats["requests"] >= 1
     assert stats["verdicts"].get("error", 0) < stats["requests"], "the endpoint never answered"
+
+
+@pytest.mark.timeout(3600)
+def test_supervised_run_against_the_endpoint(tmp_path):
+    from searchmgr.store import DecisionKind
+    from searchmgr.supervise import supervise
+
+    out = tmp_path / "supervised"
+    outcome = supervise(["task=toy", "step_delay_s=0.02", "interval=20", "stale_steps=1000", "manager.name=openai",
+                         f"manager.base_url={URL}", f"manager.model={MODEL}", f"manager.response_schema={SCHEMA}",
+                         "manager.timeout_s=300", "manager.max_retries=1", f"out={out}"])
+    with TreeStore(out / "tree.db") as store:
+        decisions = store.decisions(store.search()["id"], kind=DecisionKind.MANAGER)
+    print(f"\nsupervised toy: {outcome.verdicts}, {outcome.applied} applied; latency "
+          f"{[round(d.latency_s, 2) for d in decisions if d.latency_s is not None]}")
+    assert decisions and all(d.snapshot_step is not None for d in decisions)
+    assert outcome.final.end_step == 400 and outcome.applied == len(outcome.chain) - 1

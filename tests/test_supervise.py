@@ -187,6 +187,8 @@ def test_resume_retrains_the_interrupted_segment(tmp_path, monkeypatch):
     explore([*TOY, "budget.steps=60", f"out={tmp_path / 'search'}"])
     with pytest.raises(ConfigError, match="not a supervised run"):
         supervise([], resume=tmp_path / "search")
+    with pytest.raises(ConfigError, match="is a supervised run; continue it with `searchmgr supervise --resume"):
+        explore([], resume=run)
     supervise(["in_flight=1"], resume=run)
     nodes, decisions = load(run)
     chain = check_chain(nodes, 400)
