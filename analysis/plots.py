@@ -63,7 +63,8 @@ def plot_tree(run: RunData) -> Figure:
     nodes = list(run.nodes)
     pos = tree_layout(nodes)
     rows = max(y for _, y in pos.values()) + 1
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.6 * run.max_depth), max(4.0, 0.32 * rows + 2.0)),
+    depth = max([run.max_depth] + [n.depth for n in nodes])  # a supervised run's chain may be deeper
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.6 * depth), max(4.0, 0.32 * rows + 2.0)),
                            layout="constrained")
     # edges
     segs = [[pos[n.parent_id], pos[n.id]] for n in nodes if n.parent_id is not None]
@@ -117,9 +118,9 @@ def plot_tree(run: RunData) -> Figure:
         better = "lower" if run.objective.direction is Direction.MINIMIZE else "higher"
         cb.set_label(f"{run.objective.metric} (brighter = better, {better})")
     ax.set_xlabel("depth (segment)")
-    ax.set_xticks(range(run.max_depth + 1))
+    ax.set_xticks(range(depth + 1))
     ax.set_yticks([])
-    ax.set_xlim(-0.3, run.max_depth + 0.5)
+    ax.set_xlim(-0.3, depth + 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_title(f"{run.task}: search tree, {len(nodes) - 1} segments")
     fig.legend(loc="outside lower center", ncol=6, fontsize=7, frameon=False)

@@ -59,9 +59,6 @@ from searchmgr.surface import same_recipe
 from searchmgr.tasks import Segment, Task
 from searchmgr.telemetry import summarize
 
-SUPERVISED = "supervised"  # source of the chain's first segment (the base recipe, before any decision)
-
-
 class SuperviseSettings(BaseModel):
     """How the manager steers the live run (``key=value`` words of ``searchmgr supervise``)."""
 
@@ -306,7 +303,7 @@ class Supervisor:
         chain = [n for n in nodes if n.source not in (T.ROOT, T.FIXED)]
         if chain:
             return chain[-1]
-        return self.store.add_node(self.search_id, root.id, 1, 0, self.horizon, root.recipe, SUPERVISED)
+        return self.store.add_node(self.search_id, root.id, 1, 0, self.horizon, root.recipe, T.SUPERVISED)
 
     def _fixed_child(self, parent: Node) -> Node:
         decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")

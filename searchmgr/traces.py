@@ -123,7 +123,9 @@ def render_decisions(store: TreeStore, search_id: int) -> str:
             lines.append(_attempt_line(a))
         if d is not None and d.snapshot_step is not None:
             lines.append(f"    live:      {_live(d)}")
-        if node.source != "fixed":
+        if node.source == "supervised":
+            lines.append("    base recipe (the supervised run's start)")
+        elif node.source != "fixed":
             lines += [
                 f"    diagnosis: {parsed.get('diagnosis', '-')}",
                 f"    updates:   {_updates(parsed)}",

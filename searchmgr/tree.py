@@ -10,6 +10,7 @@ from searchmgr.tasks.base import Objective
 
 FIXED = "fixed"
 ROOT = "root"
+SUPERVISED = "supervised"  # the first segment of a supervised run (the base recipe, before any decision)
 
 
 def by_id(nodes: Sequence[Node]) -> dict[int, Node]:

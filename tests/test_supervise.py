@@ -12,7 +12,7 @@ from searchmgr.replay import replay
 from searchmgr.schedule import export_schedule
 from searchmgr.search import explore
 from searchmgr.store import DecisionKind, NodeStatus, TreeStore
-from searchmgr.supervise import SUPERVISED, supervise
+from searchmgr.supervise import supervise
 from searchmgr.tasks import make_task
 
 TOY = ["task=toy", "preset=smoke"]  # horizon 3 x 20 steps, a boundary every 10
@@ -32,7 +32,7 @@ def check_chain(nodes, horizon):
     """Root first; each segment starts where its parent ended and is its parent's only supervised child."""
     chain = chain_of(nodes)
     index = T.by_id(nodes)
-    assert chain[0].source == SUPERVISED and chain[0].parent_id == T.root(nodes).id and chain[0].start_step == 0
+    assert chain[0].source == T.SUPERVISED and chain[0].parent_id == T.root(nodes).id and chain[0].start_step == 0
     for parent, child in zip(chain, chain[1:]):
         assert child.parent_id == parent.id and child.depth == parent.depth + 1
         assert child.start_step == parent.end_step == index[child.parent_id].end_step
