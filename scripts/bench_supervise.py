@@ -12,7 +12,7 @@ what became of the answers (applied, stale, ...).
 offline): one ``supervise ... baseline=true`` run trains the fixed recipe to the horizon
 first, then the supervised chain, and the script prints, for both, the final and best
 validation score (with the step of the best) and the step where each first reached the
-fixed recipe's best.
+fixed recipe's best (``--no-baseline``: the supervised run alone, with its curve).
 
     .venv/bin/python scripts/bench_supervise.py latency
     .venv/bin/python scripts/bench_supervise.py compare task=tinystories_overfit preset=cpu \\
@@ -97,7 +97,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     out = args.out / "_".join(w.replace("/", "_").replace("=", "-") for w in words if not w.startswith("data="))
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    outcome = supervise([*words, "baseline=true", f"out={out}"])
+    outcome = supervise([*words, f"baseline={'true' if args.baseline else 'false'}", f"out={out}"])
     objective = task_class(task).objective
     with TreeStore(out / "tree.db") as store:
         nodes = store.nodes(store.search()["id"])
@@ -115,17 +115,21 @@ def cmd_compare(args: argparse.Namespace) -> None:
         best = max(c, key=lambda sv: objective.utility(sv[1]))
         return {"final": c[-1][1], "best": best[1], "best_step": best[0]}
 
-    f, m = describe(fixed), describe(managed)
-    f["reached_fixed_best_at"] = f["best_step"]
-    m["reached_fixed_best_at"] = first_reaching(managed, f["best"], better)
+    m = describe(managed)
+    f = describe(fixed) if fixed else None
+    if f is not None:
+        f["reached_fixed_best_at"] = f["best_step"]
+        m["reached_fixed_best_at"] = first_reaching(managed, f["best"], better)
     summary = {"words": words, "metric": objective.metric, "fixed": f, "supervised": m,
                "decisions": outcome.verdicts, "applied": outcome.applied,
                "recipes": [{"steps": [n.start_step, n.end_step], "recipe": n.recipe} for n in outcome.chain],
                "wall_s": time.perf_counter() - t0, "run": str(out)}
     print(f"\n{task} ({objective.metric}, {objective.direction.value}):")
     for name, r in (("fixed recipe", f), ("supervised", m)):
-        print(f"  {name:>12}: final {r['final']:.4g}, best {r['best']:.4g} at step {r['best_step']}, "
-              f"reached the fixed recipe's best at step {r['reached_fixed_best_at']}")
+        if r is not None:
+            print(f"  {name:>12}: final {r['final']:.4g}, best {r['best']:.4g} at step {r['best_step']}"
+                  + (f", reached the fixed recipe's best at step {r['reached_fixed_best_at']}" if f else ""))
+    print("  curve: " + ", ".join(f"{s}: {v:.3g}" for s, v in managed))
     print(f"  decisions {outcome.verdicts}, {outcome.applied} applied; wall {summary['wall_s']:.0f}s")
     write(out / "compare.json", summary)
 
@@ -153,6 +157,8 @@ def main() -> None:
     cmp_ = sub.add_parser("compare", help="supervised vs fixed recipe on one task (heuristic manager)")
     cmp_.add_argument("words", nargs="+", metavar="KEY=VALUE", help="supervise settings: task=... interval=...")
     cmp_.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_supervise")
+    cmp_.add_argument("--no-baseline", dest="baseline", action="store_false",
+                      help="skip training the fixed recipe (half the time; nothing to compare within the run)")
     cmp_.set_defaults(fn=cmd_compare)
     args = p.parse_args()
 

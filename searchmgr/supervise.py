@@ -238,21 +238,22 @@ class Supervisor:
             raise ConfigError(f"supervise --resume may change manager.* and {', '.join(SETTING_KEYS)} only, not "
                               f"{other}; start a new run with out=<new dir> instead")
         store = TreeStore(run_dir / DB_NAME)
-        row = store.search()
-        stored = store.supervision(row["id"])
-        if stored is None:
+        try:
+            row = store.search()
+            stored = store.supervision(row["id"])
+            if stored is None:
+                raise ConfigError(f"{run_dir} is a search, not a supervised run; continue it with "
+                                  f"`searchmgr explore --resume {run_dir}`")
+            config, task = resolve(build_config(merge(row["config"], overrides)))
+            if task.surface.fingerprint() != row["surface_fingerprint"]:
+                raise ConfigError(f"the action surface of task {task.name} changed since this run was created; "
+                                  "resume refuses it because the stored recipes would no longer mean the same")
+            settings = parse_settings(raw_settings, stored).resolved(config)
+            if settings.baseline != stored["baseline"]:
+                raise ConfigError("resume cannot change baseline; start a new run instead")
+        except ConfigError:
             store.close()
-            raise ConfigError(f"{run_dir} is a search, not a supervised run; continue it with "
-                              f"`searchmgr explore --resume {run_dir}`")
-        config, task = resolve(build_config(merge(row["config"], overrides)))
-        if task.surface.fingerprint() != row["surface_fingerprint"]:
-            store.close()
-            raise ConfigError(f"the action surface of task {task.name} changed since this run was created; "
-                              "resume refuses it because the stored recipes would no longer mean the same")
-        settings = parse_settings(raw_settings, stored).resolved(config)
-        if settings.baseline != stored["baseline"]:
-            store.close()
-            raise ConfigError("resume cannot change baseline; start a new run instead")
+            raise
         store.update_search_config(row["id"], config.model_dump(mode="json"))
         store.set_supervision(row["id"], settings.model_dump())
         (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))

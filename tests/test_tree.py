@@ -5,8 +5,9 @@ from searchmgr.tasks.base import Direction, Objective
 OBJ = Objective("val/safe_success", Direction.MAXIMIZE, "test/safe_success")
 
 
-def leaf(nid: int, val: float, utility: float | None, depth: int = 2) -> Node:
-    return Node(id=nid, search_id=1, parent_id=1, depth=depth, start_step=0, end_step=10, recipe={},
+def leaf(nid: int, val: float, utility: float | None, depth: int = 2, end_step: int | None = None) -> Node:
+    end_step = 10 * depth if end_step is None else end_step  # segments of 10 steps
+    return Node(id=nid, search_id=1, parent_id=1, depth=depth, start_step=end_step - 10, end_step=end_step, recipe={},
                 status=NodeStatus.DONE, source="heuristic", val_score=val, test_score=val, utility=utility,
                 visits=1, value_sum=utility or 0.0, steps_trained=10, train_s=0.1, checkpoint=None,
                 checkpoint_sha256=None, decision_id=None, error=None, created_at=0.0, finished_at=0.0)
@@ -27,3 +28,10 @@ def test_best_leaf_ranks_the_objective_before_the_search_utility():
 def test_best_leaf_prefers_complete_schedules():
     nodes = [leaf(2, 0.9, 0.9, depth=1), leaf(3, 0.1, 0.1, depth=2)]
     assert T.best_leaf(nodes, OBJ, max_depth=2).id == 3
+
+
+def test_a_supervised_chain_ending_at_the_horizon_is_complete_whatever_its_depth():
+    """A supervised run splits where decisions apply: its last segment ends at the horizon (20) at any depth."""
+    nodes = [leaf(2, 0.5, 0.5, depth=2), leaf(3, 0.7, 0.7, depth=3, end_step=20),
+             leaf(4, 0.9, 0.9, depth=1, end_step=15)]  # a segment of the chain before a decision split it
+    assert [n.id for n in T.ranked_leaves(nodes, OBJ, max_depth=2)] == [3, 2]
