@@ -1,6 +1,8 @@
 """``searchmgr supervise``: one live run, decisions asked asynchronously and applied at safe boundaries."""
 
+import itertools
 import json
+import threading
 
 import pytest
 from fake_openai_server import FakeOpenAI, check_trained, decision
@@ -117,10 +119,24 @@ HOLD = decision([], "nothing to change")
 
 
 def test_answers_arrive_while_training_goes_on_and_stale_ones_are_dropped(tmp_path):
-    """The request at step 10 answers slowly, the one at step 20 fast: the fast one is applied first, so the
-    slow one comes back for a recipe that no longer exists (stale by version) and changes nothing."""
+    """The request at step 10 is answered only after a third request came in, the one at step 20 at once: the
+    fast answer is applied first (a third request is only sent once a pending one was collected), so the slow
+    one comes back for a recipe that no longer exists (stale by version) and changes nothing."""
     run = tmp_path / "run"
-    with FakeOpenAI([{"sleep": 1.2, "content": LR_DOWN}, DROPOUT_UP], default=lambda body: HOLD) as srv:
+    third = threading.Event()
+    calls = itertools.count()
+
+    def answer(body):
+        n = next(calls)
+        if n == 0:
+            third.wait(60)
+            return LR_DOWN
+        if n == 1:
+            return DROPOUT_UP
+        third.set()
+        return HOLD
+
+    with FakeOpenAI(default=answer) as srv:
         supervise(slow_toy("interval=10", "stale_steps=1000", "in_flight=2", f"manager.base_url={srv.base_url}",
                            f"out={run}"))
     nodes, decisions = load(run)
@@ -134,7 +150,7 @@ def test_answers_arrive_while_training_goes_on_and_stale_ones_are_dropped(tmp_pa
     with TreeStore(run / "tree.db") as s:
         assert max(step for step, _ in s.metrics(chain[0].id)) == fast.applied_step > 20
     assert slow.verdict == "stale" and not slow.applied and "version 0 -> 1" in slow.reason
-    assert slow.latency_s >= 1.2 and slow.recipe_version == 0 and slow.applied_step is None
+    assert slow.latency_s > fast.latency_s and slow.recipe_version == 0 and slow.applied_step is None
     assert all(n.recipe["lr"] == chain[0].recipe["lr"] for n in chain)  # the stale answer changed nothing
     assert all(d.recipe_version is not None for d in decisions)
 

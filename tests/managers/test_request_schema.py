@@ -59,7 +59,7 @@ def instances(draw, schema):
     return draw(st.text(max_size=8))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), task=st.sampled_from(TASKS))
 def test_every_schema_conforming_answer_is_admitted(data, task):
     surface = SURFACES[task]
