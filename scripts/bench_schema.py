@@ -9,9 +9,12 @@ made the nodes (the heuristic fallback decides when three attempts were rejected
 search outcome beside the heuristic's.
 
     python -m llama_cpp.server --model SmolLM2.gguf --port 8080 &
-    .venv/bin/python scripts/bench_schema.py --base-url http://127.0.0.1:8080/v1 --tasks toy,tinystories_overfit
+    .venv/bin/python scripts/bench_schema.py --base-url http://127.0.0.1:8080/v1 --tasks toy,tinystories_overfit \
+        manager.prefetch=false manager.max_tokens=512
 
-Keep it small on a shared CPU: smoke presets and their default budgets.
+Keep it small on a shared CPU: smoke presets, their default budgets (or ``budget.steps=``), and without
+prefetching (``manager.prefetch=false``: one request at a time, no speculative ones). Extra ``key=value`` words
+apply to every run.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def main() -> None:
     p.add_argument("--schemas", default="generic,request", help="response schemas to compare")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_schema")
+    p.add_argument("words", nargs="*", metavar="KEY=VALUE", help="overrides for every run (budget.steps=...)")
     args = p.parse_args()
 
     import torch
@@ -63,9 +67,11 @@ def main() -> None:
            "manager.timeout_s=300", "manager.max_retries=1", "manager.temperature=0.2"]
     results: dict = {}
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
-        results[task] = {"heuristic": run(task, [], args.out / task / "heuristic", [f"seed={args.seed}"])}
+        extra = [f"seed={args.seed}", *(w for w in args.words if not w.startswith("manager."))]
+        results[task] = {"heuristic": run(task, [], args.out / task / "heuristic", extra)}
         for schema in args.schemas.split(","):
-            r = run(task, [*llm, f"manager.response_schema={schema}"], args.out / task / schema, [f"seed={args.seed}"])
+            r = run(task, [*llm, f"manager.response_schema={schema}", *(w for w in args.words if w.startswith("manager."))],
+                    args.out / task / schema, extra)
             results[task][schema] = r
             s = r["stats"]
             print(f"{task} {schema:>8}: {r['admitted']}/{r['answered']} admissible "
