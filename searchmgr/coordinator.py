@@ -302,9 +302,10 @@ class Coordinator:
         while True:
             # budgets are checked again after every result: a pruned segment gives back what it did not train
             reason = exhausted or self._budget_reason(started)
+            self._submit_queued()
             while reason is None and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead:
                 t0 = time.perf_counter()
-                got = self.ask()
+                got = self.ask()  # with workers busy, a slow manager answers while they train
                 self.propose_s += time.perf_counter() - t0
                 if isinstance(got, policy.Wait):
                     break
@@ -312,12 +313,8 @@ class Coordinator:
                     reason = exhausted = got.reason
                     break
                 self.queued.append(got)
+                self._submit_queued()
                 reason = self._budget_reason(started)
-            while self.queued and len(self.live) < self.executor.capacity:
-                node = self.queued.popleft()
-                job = self._job(node, self.nodes())
-                if job is not None:
-                    self.executor.submit(job)
             if not self.live:
                 if reason is None:
                     continue  # a queued node failed before training: plan again
@@ -328,6 +325,13 @@ class Coordinator:
                 train_s += result.train_s
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
 
+    def _submit_queued(self) -> None:
+        while self.queued and len(self.live) < self.executor.capacity:
+            node = self.queued.popleft()
+            job = self._job(node, self.nodes())
+            if job is not None:
+                self.executor.submit(job)
+
     def _outcome(self, reason: str, trained: int, wall: float, train_s: float) -> Outcome:
         nodes = self.nodes()
         best = T.best_leaf(nodes, self.task.objective, self.config.max_depth)
@@ -335,7 +339,7 @@ class Coordinator:
         outcome = Outcome(self.run_dir, self.task.objective.metric, reason, best,
                           tuple(T.path_to(nodes, best.id)) if best else (),
                           fixed[-1] if len(fixed) > 1 else None, T.steps_used(nodes), self.config.budget.steps,
-                          trained, wall, train_s)
+                          trained, wall, train_s, self.executor.capacity)
         self.store.add_event(self.search_id, "stopped", reason, data={
             "wall_s": wall, "train_s": train_s, "nodes_trained": trained, "propose_s": self.propose_s,
             "executor": self.config.executor.name, "workers": self.executor.capacity})
