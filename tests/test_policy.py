@@ -32,7 +32,7 @@ def test_unfinished_nodes_come_first_unless_in_flight():
 
 def test_the_fixed_path_grows_first():
     nodes = tree()[:2]
-    assert policy.plan(nodes, c=0.5, k_max=3, max_depth=2) == policy.GrowFixed(2)
+    assert policy.plan(nodes, c=0.5, k_max=3, max_depth=2) == policy.Grow(2, R, "fixed", "fixed baseline: hold the base recipe")
     # while the fixed tip trains, other workers expand with UCT instead of idling
     nodes = nodes + [node(3, 2, 2, NodeStatus.RUNNING, ckpt=False)]
     assert isinstance(policy.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={3}), policy.Expand)
@@ -54,19 +54,21 @@ def test_view_counts_in_flight_nodes_as_pending_visits_of_their_ancestors():
     assert not policy.view(nodes, closed={2}).nodes[2].expandable
 
 
+def doomed(nodes, keep="expandable", closed=frozenset(), in_flight=frozenset()):
+    uct = policy.UCTPolicy(c=0.5, k_max=3, max_depth=2)
+    return [n.id for n in retention.doomed(nodes, keep=keep, objective=OBJ, max_depth=2, in_flight=in_flight,
+                                           may_expand=lambda n: uct.may_expand(n, nodes, closed))]
+
+
 def test_retention_keeps_what_can_still_be_a_parent_and_the_tips():
     nodes = tree()
     nodes[2] = replace(nodes[2], checkpoint="checkpoints/node_00003.pt")  # fixed tip (a leaf) has a checkpoint
     nodes[3] = replace(nodes[3], checkpoint="checkpoints/node_00004.pt")  # best leaf
     extra = node(6, 2, 2, source="heuristic", val=1.5, recipe={"lr": 0.7})  # a worse leaf with a checkpoint
     nodes.append(extra)
-    assert retention.doomed(nodes, keep="all", objective=OBJ, max_depth=2, closed=set(), in_flight=set()) == []
-    doomed = retention.doomed(nodes, keep="expandable", objective=OBJ, max_depth=2, closed=set(), in_flight=set())
-    assert [n.id for n in doomed] == [6]
+    assert doomed(nodes, keep="all") == []
+    assert doomed(nodes) == [6]
     # a closed parent goes too, unless something in flight still trains from it
-    doomed = retention.doomed(nodes, keep="expandable", objective=OBJ, max_depth=2, closed={2}, in_flight=set())
-    assert [n.id for n in doomed] == [2, 6]
+    assert doomed(nodes, closed={2}) == [2, 6]
     running = node(7, 2, 2, NodeStatus.RUNNING, "heuristic", recipe={"lr": 0.3}, ckpt=False)
-    doomed = retention.doomed(nodes + [running], keep="expandable", objective=OBJ, max_depth=2, closed={2},
-                              in_flight={7})
-    assert [n.id for n in doomed] == [6]
+    assert doomed(nodes + [running], closed={2}, in_flight={7}) == [6]
