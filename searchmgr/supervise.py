@@ -11,7 +11,7 @@ with an evaluation.
   applied so far) and asks the manager. Slow managers (LLMs) are asked on a worker
   thread while training goes on; offline managers answer at once, at the same boundary.
 - **Verify**: every answer goes through :func:`searchmgr.decision.verify` (in the
-  worker, as :func:`searchmgr.prefetch.run_attempts` does for searches, with the
+  worker, by :func:`searchmgr.attempts.run_attempts` as for searches, with the
   verifier's feedback on rejected attempts).
 - **Apply**: at each boundary, answers that have arrived are checked for staleness
   (the recipe changed since their snapshot, or more than ``stale_steps`` steps passed)
@@ -32,8 +32,8 @@ Only this module's thread writes the store; workers only call the manager and th
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
 import math
 import time
 import traceback
@@ -51,10 +51,11 @@ from searchmgr import uct
 from searchmgr.config import ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.decision import Decision
 from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
-from searchmgr.prefetch import Attempt, run_attempts
+from searchmgr.attempts import Attempt, run_attempts
 from searchmgr.progress import Reporter
+from searchmgr.recorder import Recorder, Trace
 from searchmgr.search import CONFIG_NAME, DB_NAME, RunNotFound, resolve
-from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, load_checkpoint, save_checkpoint
+from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict, load_checkpoint, save_checkpoint
 from searchmgr.surface import same_recipe
 from searchmgr.tasks import Segment, Task
 from searchmgr.telemetry import summarize
@@ -182,13 +183,13 @@ class Supervisor:
         self.run_dir, self.config, self.settings, self.task = run_dir, config, settings, task
         self.store, self.search_id = store, search_id
         self.reporter = reporter or Reporter()
-        cls = manager_class(config.manager.name)
-        factory = getattr(cls, "from_config", None)
-        self.manager: Manager = factory(config) if factory else cls()
-        m = config.manager
-        self.asynchronous = m.prefetch if m.prefetch is not None else bool(getattr(self.manager, "slow", False))
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.manager: Manager = manager_class(config.manager.name).from_config(config)
+        self.asynchronous = self.manager.slow  # LLMs answer on a worker thread; offline managers at once
         self.pool = ThreadPoolExecutor(settings.in_flight, thread_name_prefix="searchmgr-supervise") \
             if self.asynchronous else None
+        self.recorder = Recorder(store, search_id)
         self.pending: list[Pending] = []
         self.train_s = 0.0
         self.reporter.start(task.objective.metric, config.budget.steps)
@@ -308,8 +309,8 @@ class Supervisor:
 
     def _fixed_child(self, parent: Node) -> Node:
         decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")
-        did = self.store.add_decision(self.search_id, parent.id, DecisionKind.MANAGER, T.FIXED, verdict="accepted",
-                                      parsed=decision.model_dump())
+        did = self.recorder.record(Trace(DecisionKind.MANAGER, T.FIXED, parent.id, Verdict.ACCEPTED,
+                                         parsed=decision.model_dump()))
         end = min(parent.end_step + self.config.segment_steps, self.horizon)
         return self.store.add_node(self.search_id, parent.id, parent.depth + 1, parent.end_step, end,
                                    parent.recipe, T.FIXED, did)
@@ -451,50 +452,41 @@ class Supervisor:
             self.pending.remove(p)
             *earlier, last = p.future.result()
             for n, a in enumerate(earlier):
-                self._trace(p, a, n, "error" if a.proposal is None else "rejected",
-                            a.error if a.proposal is None else str(a.verdict.rejection))
+                self._trace(p, a, n)
             n = len(earlier)
             version = node.depth - 1
-            if last.proposal is None:
-                self._trace(p, last, n, "error", last.error)
-            elif not last.verdict.ok:
-                self._trace(p, last, n, "rejected", str(last.verdict.rejection))
-                self.reporter.rejected(p.node_id, self.manager.name, str(last.verdict.rejection))
+            if last.proposal is None or not last.verdict.ok:
+                self._trace(p, last, n)
+                self.reporter.rejected(p.node_id, self.manager.name, last.error or str(last.verdict.rejection))
             elif p.version != version:
-                self._trace(p, last, n, "stale", f"stale: the recipe changed since the snapshot at step "
+                self._trace(p, last, n, Verdict.STALE, f"stale: the recipe changed since the snapshot at step "
                             f"{p.snapshot_step} (version {p.version} -> {version}); the verifier had admitted it")
             elif step - p.snapshot_step > self.settings.stale_steps:
-                self._trace(p, last, n, "stale", f"stale: {step - p.snapshot_step} steps since the snapshot at "
-                            f"step {p.snapshot_step} (limit stale_steps={self.settings.stale_steps}); the verifier "
-                            "had admitted it")
+                self._trace(p, last, n, Verdict.STALE, f"stale: {step - p.snapshot_step} steps since the snapshot "
+                            f"at step {p.snapshot_step} (limit stale_steps={self.settings.stale_steps}); the "
+                            "verifier had admitted it")
             elif same_recipe(last.verdict.recipe, node.recipe):
-                self._trace(p, last, n, "accepted", "admitted; it holds every knob, so nothing changes")
+                self._trace(p, last, n, Verdict.ACCEPTED, "admitted; it holds every knob, so nothing changes")
             else:
                 node = self._split(node, step, state, metrics, p, last, n)
         return node
 
-    def _trace(self, p: Pending, a: Attempt, attempt: int, verdict: str, reason: str | None,
+    def _trace(self, p: Pending, a: Attempt, attempt: int, verdict: Verdict | None = None, reason: str | None = None,
                applied_step: int | None = None) -> int:
-        fields: dict[str, Any] = {"context": p.context}
-        if a.proposal is not None:
-            q = a.proposal
-            fields = {"context": dict(q.request or p.context),
-                      "raw_response": q.raw if isinstance(q.raw, str) else json.dumps(q.raw),
-                      "parsed": a.verdict.decision.model_dump() if a.verdict.decision else None,
-                      "prompt_version": q.prompt_version, "prompt_hash": q.prompt_hash, "latency_s": q.latency_s,
-                      "prompt_tokens": q.prompt_tokens, "completion_tokens": q.completion_tokens}
-        else:
-            fields["latency_s"] = a.error_latency_s
-        return self.store.add_decision(self.search_id, p.node_id, DecisionKind.MANAGER, self.manager.name,
-                                       verdict=verdict, reason=reason, attempt=attempt, snapshot_step=p.snapshot_step,
-                                       recipe_version=p.version, applied_step=applied_step, **fields)
+        """Record one attempt of a request with its snapshot; ``verdict`` and ``reason`` override the verifier's
+        (stale answers, admitted holds)."""
+        trace = Trace.of_attempt(a, attempt, self.manager.name, p.node_id, p.context)
+        if verdict is not None:
+            trace = dataclasses.replace(trace, verdict=verdict, reason=reason)
+        return self.recorder.record(dataclasses.replace(trace, snapshot_step=p.snapshot_step, recipe_version=p.version,
+                                                        applied_step=applied_step))
 
     def _split(self, node: Node, step: int, state: dict, metrics: dict[str, float], p: Pending, a: Attempt,
                attempt: int) -> Node:
         """Apply an admitted answer at ``step``: ``node`` ends here and its child trains the new recipe."""
         with self.store.atomic():  # the segment's end, the decision and the child commit together
             self._finish(node, step, state, metrics)
-            did = self._trace(p, a, attempt, "accepted", None, applied_step=step)
+            did = self._trace(p, a, attempt, applied_step=step)
             child = self.store.add_node(self.search_id, node.id, node.depth + 1, step, self.horizon,
                                         a.verdict.recipe, self.manager.name, did)
             self.store.start_node(child.id)
@@ -506,13 +498,13 @@ class Supervisor:
             p.future.cancel()
             if p.future.done() and not p.future.cancelled():
                 for n, a in enumerate(p.future.result()):
-                    said = "failed" if a.proposal is None else "admitted" if a.verdict.ok else "rejected"
-                    self._trace(p, a, n, "stale", f"stale: {why}; the verifier had {said} it"
+                    said = "admitted" if a.proposal is not None and a.verdict.ok else "rejected"
+                    self._trace(p, a, n, Verdict.STALE, f"stale: {why}; the verifier had {said} it"
                                 if a.proposal is not None else f"stale: {why}; manager error: {a.error}")
             else:
-                self.store.add_decision(self.search_id, p.node_id, DecisionKind.MANAGER, self.manager.name,
-                                        verdict="stale", reason=f"stale: {why}; still in flight", context=p.context,
-                                        snapshot_step=p.snapshot_step, recipe_version=p.version)
+                self.recorder.record(Trace(DecisionKind.MANAGER, self.manager.name, p.node_id, Verdict.STALE,
+                                           reason=f"stale: {why}; still in flight", context=p.context,
+                                           snapshot_step=p.snapshot_step, recipe_version=p.version))
         self.pending.clear()
 
     def _outcome(self, reason: str, wall: float) -> SuperviseOutcome:

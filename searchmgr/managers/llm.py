@@ -30,7 +30,7 @@ ResponseSchema = Literal["request", "generic"]
 
 class LLMManager(Manager):
     name = "openai"
-    slow: ClassVar[bool] = True  # answers take seconds: the search prefetches its proposals
+    slow: ClassVar[bool] = True  # answers take seconds: the coordinator asks ahead while segments train
 
     def __init__(self, settings: BackendSettings, backend: ChatBackend | None = None,
                  response_schema: ResponseSchema = "request"):
