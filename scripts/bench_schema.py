@@ -10,10 +10,10 @@ search outcome beside the heuristic's.
 
     python -m llama_cpp.server --model SmolLM2.gguf --port 8080 &
     .venv/bin/python scripts/bench_schema.py --base-url http://127.0.0.1:8080/v1 --tasks toy,tinystories_overfit \
-        manager.prefetch=false manager.max_tokens=512
+        executor.ahead=0 manager.max_tokens=512
 
-Keep it small on a shared CPU: smoke presets, their default budgets (or ``budget.steps=``), and without
-prefetching (``manager.prefetch=false``: one request at a time, no speculative ones). Extra ``key=value`` words
+Keep it small on a shared CPU: smoke presets, their default budgets (or ``budget.steps=``), and no proposals asked
+ahead (``executor.ahead=0``: one request at a time, no speculative ones). Extra ``key=value`` words
 apply to every run.
 """
 

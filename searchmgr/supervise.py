@@ -81,7 +81,8 @@ class SuperviseSettings(BaseModel):
 
 
 SETTING_KEYS = tuple(SuperviseSettings.model_fields)
-IGNORED_SECTIONS = ("budget", "uct", "stopper")  # a supervised run trains its horizon once: nothing to budget or prune
+# a supervised run trains its horizon once, inline: nothing to budget, select, prune, parallelise or retain
+IGNORED_SECTIONS = ("budget", "uct", "stopper", "policy", "executor", "checkpoints")
 
 
 def split_words(words: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -96,8 +97,9 @@ def split_words(words: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     overrides = parse_overrides(rest)
     ignored = [k for k in IGNORED_SECTIONS if k in overrides]
     if ignored:
-        raise ConfigError(f"supervise trains one run to the horizon (max_depth x segment_steps) without budget, "
-                          f"UCT or early stopping; drop the {'/'.join(ignored)} settings")
+        raise ConfigError(f"supervise trains one run to the horizon (max_depth x segment_steps), inline, without "
+                          f"budget, policy, early stopping or checkpoint retention; drop the {'/'.join(ignored)} "
+                          "settings")
     return settings, overrides
 
 
