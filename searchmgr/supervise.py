@@ -516,7 +516,7 @@ class Supervisor:
         decisions = [d for d in self.store.decisions(self.search_id, kind=DecisionKind.MANAGER) if d.source != T.FIXED]
         verdicts: dict[str, int] = {}
         for d in decisions:
-            verdicts[d.verdict] = verdicts.get(d.verdict, 0) + 1
+            verdicts[d.verdict.value] = verdicts.get(d.verdict.value, 0) + 1
         objective = self.task.objective
         evals = [(s, m[objective.metric]) for n in chain for s, m in self.store.metrics(n.id) if objective.metric in m]
         best = max(evals, key=lambda sv: objective.utility(sv[1])) if evals else (None, None)

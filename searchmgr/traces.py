@@ -54,10 +54,10 @@ def _live(d: DecisionRecord) -> str:
 
 
 def _attempt_line(d: DecisionRecord) -> str:
-    tag = {"rejected": "rejected", "error": "ERROR", "stale": "stale"}.get(d.verdict, d.verdict)
+    tag = {"rejected": "rejected", "error": "ERROR", "stale": "stale"}.get(d.verdict, d.verdict.value)
     where = " (prefetched)" if isinstance(d.context, dict) and d.context.get("prefetched") else ""
     where += f" ({_live(d)})" if d.snapshot_step is not None else ""
-    reason = (d.reason or "-").removeprefix(f"{d.verdict}: ")
+    reason = (d.reason or "-").removeprefix(f"{d.verdict.value}: ")
     return f"      {d.source} attempt {d.attempt + 1}{where} {tag}{_cost(d)}: {reason}"
 
 
@@ -71,7 +71,7 @@ def summary(decisions: list[DecisionRecord]) -> list[str]:
         for d in ds:
             by_source[d.source].append(d)
         for source, group in by_source.items():
-            counts = Counter(d.verdict for d in group)
+            counts = Counter(d.verdict.value for d in group)
             lat = [d.latency_s for d in group if d.latency_s is not None]
             tin = sum(d.prompt_tokens or 0 for d in group)
             tout = sum(d.completion_tokens or 0 for d in group)
