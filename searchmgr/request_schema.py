@@ -11,7 +11,10 @@ request from the parent's recipe:
 - per knob the op is the knob's own (``scale`` for log-scale knobs, ``add`` for
   linear ones) or ``hold``, and ``value`` has the range that the knob's current value,
   its bounds and its step limit allow (:func:`admissible_range`; for integer knobs the
-  range whose rounded results stay admissible);
+  range whose rounded results stay admissible), and an ``enum`` of five values across
+  it (:meth:`ValueRange.grid`): grammar-constrained decoders such as llama.cpp's enforce
+  ``enum`` but ignore ``minimum``/``maximum`` on numbers (measured: SmolLM2 under
+  llama-cpp-python's server answered ``dropout +2.03`` to the range alone);
 - ``control_audit`` names knobs from the surface's ``enum``.
 
 It narrows nothing the verifier does: every answer still goes through
@@ -38,9 +41,26 @@ class ValueRange:
     low: float
     high: float
 
+    @property
+    def neutral(self) -> float:
+        return 1.0 if self.op == "scale" else 0.0
+
+    def grid(self) -> list[float]:
+        """Five values across the range: its ends, the neutral value (1 or 0) and a point halfway to each end
+        (geometric for factors), as short decimals; all inside the range."""
+        lo, hi, mid = self.low, self.high, self.neutral
+        half = (lambda a, b: math.sqrt(a * b)) if self.op == "scale" else (lambda a, b: (a + b) / 2)
+        out = []
+        for v in (lo, half(lo, mid), mid, half(mid, hi), hi):
+            short = float(f"{v:.3g}")
+            v = short if lo <= short <= hi else v
+            if v not in out:
+                out.append(v)
+        return out
+
     def text(self) -> str:
         what = "factor" if self.op == "scale" else "delta"
-        return f"{self.op} with a {what} in [{self.low:.6g}, {self.high:.6g}]"
+        return f"{self.op} with a {what} in [{self.low:.6g}, {self.high:.6g}] (one of {self.grid()})"
 
 
 def _inward(low: float, high: float) -> tuple[float, float]:
@@ -84,7 +104,7 @@ def request_schema(surface: ActionSurface, parent: Mapping[str, float]) -> dict:
             "properties": {
                 "knob": {"type": "string", "enum": [name]},
                 "op": {"type": "string", "enum": [r.op, "hold"]},
-                "value": {"type": "number", "minimum": r.low, "maximum": r.high},
+                "value": {"type": "number", "enum": r.grid(), "minimum": r.low, "maximum": r.high},
             },
             "required": ["knob", "op", "value"],
             "additionalProperties": False,
