@@ -46,9 +46,7 @@ def _eval_text(step: int, metrics: dict[str, float]) -> str:
 
 
 def _live(d: DecisionRecord) -> str:
-    """Where an answer of a supervised run came from and where it went (empty for a search's decisions)."""
-    if d.snapshot_step is None:
-        return ""
+    """Where an answer of a supervised run came from and where it went."""
     text = f"snapshot at step {d.snapshot_step}, recipe version {d.recipe_version}"
     return text + (f", applied at step {d.applied_step}" if d.applied_step is not None else "")
 
