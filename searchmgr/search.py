@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from searchmgr import tree as T
 from searchmgr import uct
+from searchmgr.commands import apply_commands
 from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.decision import Decision, verify
 from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
@@ -233,6 +234,11 @@ class Search:
         trained, train_s = 0, 0.0
         reason = "budget exhausted"
         while True:
+            effects = apply_commands(self.store, self.search_id, self.task.surface, self.config, self.reporter)
+            self.closed |= effects.closed  # a person's commands: queued children are pending nodes, trained first
+            if effects.stop is not None:
+                reason = effects.stop
+                break
             nodes = self.nodes()
             used = T.steps_used(nodes)
             budget = self.config.budget

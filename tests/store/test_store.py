@@ -15,7 +15,8 @@ def store(tmp_path):
 def test_migrations_are_recorded_once(tmp_path):
     TreeStore(tmp_path / "t.db").close()
     with TreeStore(tmp_path / "t.db") as s:
-        assert [r["name"] for r in s.db["migrations"].rows] == ["0001_initial"]
+        assert [r["name"] for r in s.db["migrations"].rows] == ["0001_initial", "0002_commands",
+                                                               "0003_serve_revisions"]
 
 
 def test_finished_nodes_never_change(store):
