@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from searchmgr import tree as T
 from searchmgr import uct
@@ -574,11 +574,13 @@ class Search:
 
 
 def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Path | None = None,
-            reporter: Reporter | None = None) -> Outcome:
+            reporter: Reporter | None = None, on_start: Callable[[Path], None] | None = None) -> Outcome:
     """Run (or continue) a search; the Python twin of ``searchmgr explore``.
 
     ``overrides`` are ``key=value`` words or an already nested mapping. With
     ``resume``, only budget, manager, stopper and uct settings may change.
+    ``on_start(run_dir)`` is called once the run's store exists, before training
+    (``--serve`` starts the service there).
     """
     data = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
     if resume is not None:
@@ -592,6 +594,8 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
         search = Search.create(build_config(data), reporter)
     try:
+        if on_start is not None:
+            on_start(search.run_dir)
         return search.run()
     except KeyboardInterrupt:
         ids = search.store.interrupt_running(search.search_id)

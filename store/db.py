@@ -249,24 +249,23 @@ BUSY_TIMEOUT_S = 30.0  # how long a transaction waits for another writer's (shor
 class TreeStore:
     """A run's tree database. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path, *, _read_only: bool = False):
+    def __init__(self, path: str | Path, *, _mode: str = "migrate"):
         self.path = Path(path)
-        self.read_only_mode = _read_only
         try:
-            if _read_only:
-                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                       timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-                self.db = sqlite_utils.Database(conn)
+            if _mode == "migrate":
+                self.db = sqlite_utils.Database(self.path)
+                self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            else:  # an existing store, as it is: read-only, or for queueing commands
+                uri = f"{self.path.resolve().as_uri()}?mode={_mode}"
+                self.db = sqlite_utils.Database(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                                                check_same_thread=False))
                 missing = [name for name, _ in MIGRATIONS if name not in self.migrations()]
                 if missing:
                     raise StoreError(f"{self.path} predates migrations {missing}; open it once for writing "
                                      f"(`searchmgr show {self.path.parent}` upgrades it) and try again")
-                return
-            self.db = sqlite_utils.Database(self.path)
-            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
             if not self.db["searches"].exists():
                 raise CorruptStore(f"{self.path} lacks the searches table")
         except sqlite3.DatabaseError as e:
@@ -280,7 +279,14 @@ class TreeStore:
         """Open for reading only (``mode=ro``): what the service and other processes use while a search runs."""
         if not Path(path).exists():
             raise StoreError(f"no store at {path}")
-        return cls(path, _read_only=True)
+        return cls(path, _mode="ro")
+
+    @classmethod
+    def for_commands(cls, path: str | Path) -> "TreeStore":
+        """Open an existing store without migrating it, to :meth:`queue_command` (the service's only write)."""
+        if not Path(path).exists():
+            raise StoreError(f"no store at {path}")
+        return cls(path, _mode="rw")
 
     def migrations(self) -> set[str]:
         if not self.db["migrations"].exists():
@@ -504,8 +510,3 @@ class TreeStore:
     def revision(self) -> int:
         """The run's change counter: any write to nodes, metrics, decisions, events or commands raises it."""
         return self.db.execute("SELECT n FROM revision").fetchone()[0]
-
-    def nodes_after(self, search_id: int, rev: int) -> list[Node]:
-        """Nodes created or changed after revision ``rev``."""
-        return [Node.from_row(r) for r in self.db["nodes"].rows_where(
-            "search_id = ? AND rev > ?", [search_id, rev], order_by="id")]
