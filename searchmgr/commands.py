@@ -85,12 +85,12 @@ def verify_child(surface: ActionSurface, parent: Node, siblings: Sequence[Mappin
     """Verify a person's child of ``parent``: the verdict and every reason against it (one per bad knob,
     then the whole recipe's), so a form can show them all at once. Raises :class:`CommandError` when
     ``parent`` cannot have children at all."""
-    if parent.status is not NodeStatus.DONE or parent.checkpoint is None:
-        raise CommandError(f"node {parent.id} is {parent.status.value} without a checkpoint; only a segment "
-                           "trained to its end can have children")
     if parent.depth >= max_depth:
         raise CommandError(f"node {parent.id} is at the horizon (depth {parent.depth} = max_depth); "
                            "choose a node above it")
+    if parent.status is not NodeStatus.DONE or parent.checkpoint is None:
+        raise CommandError(f"node {parent.id} is {parent.status.value} without a checkpoint; only a segment "
+                           "trained to its end can have children")
     decision = human_decision(surface, parent.recipe, recipe, note)
     if isinstance(decision, Rejection):
         return Verdict(None, None, decision), [str(decision)]
