@@ -188,3 +188,19 @@ def test_the_llm_api_key_never_appears(tmp_path, monkeypatch):
         r = client.get(path)
         assert r.status_code == 200 and SECRET not in r.text, path
     assert "SEARCHMGR_SERVE_TEST_KEY" in (out / "config.json").read_text()  # only the variable's name is stored
+
+
+def test_token_rules_and_cli_errors(tmp_path, monkeypatch, capsys):
+    from searchmgr.cli import main
+    from searchmgr.serve.server import ServeSettings, resolve_token
+
+    monkeypatch.delenv("SEARCHMGR_SERVE_TOKEN", raising=False)
+    assert resolve_token(ServeSettings()) == (None, False)  # loopback: no token
+    token, generated = resolve_token(ServeSettings(host="0.0.0.0"))
+    assert generated and len(token) >= 24
+    monkeypatch.setenv("SEARCHMGR_SERVE_TOKEN", "mine")
+    assert resolve_token(ServeSettings(host="0.0.0.0")) == ("mine", False)
+    assert resolve_token(ServeSettings()) == ("mine", False)  # a token set in the environment always applies
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--port", "70000"]) == 2

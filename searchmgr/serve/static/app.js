@@ -48,9 +48,14 @@ async function pollRuns() {
   if (status !== 200) return;
   S.runs = data.runs;
   if (!S.run && S.runs.length) selectRun(S.runs[0].id);
+  renderRuns();
+}
+
+function renderRuns() {
   const body = $("runs").tBodies[0];
   clear(body);
-  for (const r of S.runs) {
+  for (const listed of S.runs) {
+    const r = listed.id === S.run && S.summary ? S.summary : listed;  // the current run: as the tree shows it
     const tr = el("tr", body);
     tr.dataset.run = r.id;
     if (r.id === S.run) tr.className = "current";
@@ -79,6 +84,7 @@ async function pollTree() {
   if (data.full) { S.nodes = new Map(); S.surface = data.surface; }
   for (const n of data.nodes) S.nodes.set(n.id, n);
   S.best = data.best_path; S.fixed = data.fixed_path; S.summary = data.summary;
+  renderRuns();
   const revChanged = data.revision !== S.rev;
   S.rev = data.revision;
   showSummary();
@@ -122,8 +128,23 @@ function layout() {
 }
 
 function colour(n, rank) {
-  if (n.utility === null || n.utility === undefined) return "#ccc";
-  return `hsl(${Math.round(120 * rank.get(n.id))}, 65%, 47%)`;  // by rank of utility: green best, red worst
+  if (!rank.has(n.id)) return "#ccc";
+  return `hsl(${Math.round(120 * rank.get(n.id))}, 65%, 47%)`;  // green best, red worst of its depth
+}
+
+function ranks() {  // each scored node's rank among the nodes of its depth (segments that ended at the same step)
+  const byDepth = new Map();
+  for (const n of S.nodes.values()) {
+    if (n.utility === null || n.utility === undefined) continue;
+    if (!byDepth.has(n.depth)) byDepth.set(n.depth, []);
+    byDepth.get(n.depth).push(n);
+  }
+  const rank = new Map();
+  for (const list of byDepth.values()) {
+    list.sort((a, b) => a.utility - b.utility);
+    list.forEach((n, i) => rank.set(n.id, list.length > 1 ? i / (list.length - 1) : 1));
+  }
+  return rank;
 }
 
 function renderTree() {
@@ -132,10 +153,8 @@ function renderTree() {
   const {pos, leaves} = layout();
   const COL = 120, ROW = 18, M = 28;
   let maxDepth = 0;
-  const scored = [];
-  for (const n of S.nodes.values()) { maxDepth = Math.max(maxDepth, n.depth); if (n.utility !== null) scored.push(n); }
-  scored.sort((a, b) => a.utility - b.utility);
-  const rank = new Map(scored.map((n, i) => [n.id, scored.length > 1 ? i / (scored.length - 1) : 1]));
+  for (const n of S.nodes.values()) maxDepth = Math.max(maxDepth, n.depth);
+  const rank = ranks();
   const W = M * 2 + COL * maxDepth + 60, H = M * 2 + ROW * Math.max(leaves - 1, 0) + 10;
   svg.setAttribute("width", W); svg.setAttribute("height", H);
   const x = n => M + COL * n.depth, y = n => M + 6 + ROW * pos.get(n.id);
