@@ -39,7 +39,7 @@ def test_verify_child_keeps_missing_knobs_and_names_every_bad_knob(tmp_path, toy
 
 
 def test_queued_child_is_trained_next_with_a_human_decision(tmp_path):
-    run = small_run(tmp_path)
+    run = small_run(tmp_path, "uct.k_max=1")  # a person's child may go beyond k_max
     with TreeStore(run / "tree.db") as s:
         sid = s.search()["id"]
         fixed = T.fixed_path(s.nodes(sid))
@@ -60,7 +60,7 @@ def test_queued_child_is_trained_next_with_a_human_decision(tmp_path):
         assert d.source == HUMAN and d.verdict == "accepted" and d.applied and d.context["note"] == "wd"
         rejected = [d for d in s.decisions(sid, fixed[1].id, DecisionKind.MANAGER) if d.verdict == "rejected"]
         assert rejected and rejected[-1].source == HUMAN
-        assert len(T.children(nodes, fixed[1].id)) == k + 1
+        assert k >= 1 and len(T.children(nodes, fixed[1].id)) == k + 1
 
 
 def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):

@@ -57,7 +57,7 @@ def test_polling_and_commands_never_make_the_search_fail(tmp_path):
             t.join()
         service.stop()
         search.close()
-    assert outcome.stop_reason == "step budget (400) exhausted"
+    assert "exhausted" in outcome.stop_reason and outcome.nodes_trained >= 10  # the step budget, or the tree
     assert not stats["errors"], stats["errors"][:3]
     assert stats["reads"] > 30 and stats["posts"] >= 1
     with TreeStore(tmp_path / "run" / "tree.db") as s:
