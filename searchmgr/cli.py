@@ -60,7 +60,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from searchmgr.progress import ConsoleReporter
     from searchmgr.search import explore
 
-    console = _console()
     started = []
 
     def start(run_dir: Path) -> None:  # --serve: the service in a background thread of this process
@@ -68,7 +67,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
         started.append(start_service([run_dir], _serve_settings(args), echo=lambda t: print(t, flush=True)))
 
-    explore(args.overrides, resume=args.resume, reporter=ConsoleReporter(console),
+    explore(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()),
             on_start=start if args.serve else None)
     if started:
         print(f"search done; still serving {started[0].url} (Ctrl-C to quit)", flush=True)

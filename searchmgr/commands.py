@@ -48,8 +48,6 @@ class CommandEffects:
     stop: str | None = None  # why the search must stop now, when a stop command was applied
     closed: frozenset[int] = frozenset()  # every node of a closed subtree: never expanded again
     children: tuple[int, ...] = ()  # human children created by this call (pending nodes)
-    paused_s: float = 0.0  # seconds this call waited while the search was paused
-    applied: tuple[int, ...] = ()  # ids of the commands this call settled
 
 
 def human_decision(surface: ActionSurface, parent: Mapping[str, float], recipe: Mapping[str, Any],
@@ -127,14 +125,12 @@ def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, con
     """Apply every queued command in order; while the search is paused, wait (polling the store every
     ``poll_s``) until a resume or stop command arrives. Called by the search loop only."""
     reporter = reporter or Reporter()
-    stop, children, applied = None, [], []
-    waited, t0 = False, time.perf_counter()
+    stop, children, waited = None, [], False
     while True:
         for cmd in store.commands(search_id, CommandStatus.QUEUED):
             with store.atomic():  # a command applies entirely or not at all
                 status, result, child = _apply(store, search_id, surface, config, cmd)
                 store.settle_command(cmd.id, status, result, child)
-            applied.append(cmd.id)
             reporter.message(f"command {cmd.id} ({cmd.kind.value}) {status.value}: {result}")
             if child is not None:
                 children.append(child)
@@ -151,8 +147,7 @@ def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, con
     for cmd in store.commands(search_id, CommandStatus.APPLIED):
         if cmd.kind is CommandKind.CLOSE:
             closed |= subtree(nodes, cmd.node_id)
-    return CommandEffects(stop, frozenset(closed), tuple(children),
-                          time.perf_counter() - t0 if waited else 0.0, tuple(applied))
+    return CommandEffects(stop, frozenset(closed), tuple(children))
 
 
 def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,

@@ -32,7 +32,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import sqlite_utils
 
@@ -81,10 +81,6 @@ class CommandKind(str, enum.Enum):
     RESUME = "resume"
     STOP = "stop"
     CLOSE = "close"  # never expand this node's subtree again
-
-    @property
-    def needs_node(self) -> bool:
-        return self in (CommandKind.CHILD, CommandKind.CLOSE)
 
 
 class CommandStatus(str, enum.Enum):
@@ -249,7 +245,7 @@ BUSY_TIMEOUT_S = 30.0  # how long a transaction waits for another writer's (shor
 class TreeStore:
     """A run's tree database. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path, *, _mode: str = "migrate"):
+    def __init__(self, path: str | Path, *, _mode: Literal["migrate", "ro", "rw"] = "migrate"):
         self.path = Path(path)
         try:
             if _mode == "migrate":

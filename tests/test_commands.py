@@ -7,7 +7,7 @@ from searchmgr.commands import HUMAN, CommandError, apply_commands, is_paused, v
 from searchmgr.decision import RejectionKind
 from searchmgr.search import Search, explore
 from searchmgr.config import build_config
-from searchmgr.store import CommandKind, CommandStatus, DecisionKind, NodeStatus, TreeStore
+from searchmgr.store import CommandKind, CommandStatus, DecisionKind, TreeStore
 
 
 def small_run(tmp_path, *words):

@@ -224,7 +224,7 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
                         headers={"content-disposition": f'attachment; filename="{r.id}-schedule.json"'})
 
     # writes: commands only ------------------------------------------------------------
-    @app.post("/api/runs/{run}/nodes/{node}/children", status_code=202)
+    @app.post("/api/runs/{run}/nodes/{node}/children")
     async def post_child(run: str, node: str, request: Request) -> JSONResponse:
         r, nid = run_of(run), node_id_of(node)
         data = await write_body(request, {"recipe", "note"})
@@ -256,13 +256,13 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
         return JSONResponse({"command": cid, "status": "queued", "parent": nid, "recipe": verdict.recipe,
                              "message": f"queued as command {cid}; {when}"}, status_code=202)
 
-    @app.post("/api/runs/{run}/nodes/{node}/close", status_code=202)
+    @app.post("/api/runs/{run}/nodes/{node}/close")
     async def post_close(run: str, node: str, request: Request) -> JSONResponse:
         r, nid = run_of(run), node_id_of(node)
         await write_body(request, set())
         with R.snapshot(r) as store:
-            store_nodes = {n.id for n in store.nodes(store.search()["id"])}
-        if nid not in store_nodes:
+            known = {n.id for n in store.nodes(store.search()["id"])}
+        if nid not in known:
             raise ApiError(404, f"run {r.id} has no node {nid}")
         cid = queue(r, CommandKind.CLOSE, nid)
         return JSONResponse({"command": cid, "status": "queued"}, status_code=202)
@@ -281,7 +281,7 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
         return post
 
     for kind in (CommandKind.PAUSE, CommandKind.RESUME, CommandKind.STOP):
-        app.post(f"/api/runs/{{run}}/{kind.value}", status_code=202)(control(kind))
+        app.post(f"/api/runs/{{run}}/{kind.value}")(control(kind))
 
     # the page -------------------------------------------------------------------------
     @app.get("/")

@@ -196,8 +196,8 @@ def node_detail(run: Run, node_id: int) -> dict:
             "curves": curves, "metric": objective.metric, "direction": objective.direction.value,
             "decision": _decision_json(decision) if decision else None, "observed": observed,
             "attempts": [_decision_json(d) for d in manager if d.verdict != "accepted"],
-            "stopper": [{**_decision_json(d), "step": (d.context or {}).get("step")
-                         if isinstance(d.context, dict) else None} for d in stopper],
+            "stopper": [{**_decision_json(d), "step": d.context.get("step") if isinstance(d.context, dict) else None}
+                        for d in stopper],
             "children": [c.id for c in kids],
             "can_branch": n.status is NodeStatus.DONE and n.checkpoint is not None
             and n.depth < row["config"]["max_depth"],

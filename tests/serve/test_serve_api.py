@@ -13,7 +13,6 @@ from searchmgr.search import explore
 from searchmgr.serve.app import create_app
 from searchmgr.serve.runs import name_runs
 from searchmgr.store import CommandKind, CommandStatus, TreeStore
-from searchmgr.tasks import make_task
 
 SECRET = "sk-serve-SECRET-77c1a0"
 
