@@ -160,7 +160,7 @@ def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: Sea
         store.add_event(search_id, "unpaused", f"resumed by command {cmd.id}")
         return CommandStatus.APPLIED, "resumed", None
     if cmd.kind is CommandKind.STOP:
-        return CommandStatus.APPLIED, "the search stops after the segment in training", None
+        return CommandStatus.APPLIED, "the search stops", None
     nodes = store.nodes(search_id)
     index = T.by_id(nodes)
     if cmd.node_id not in index:
