@@ -1,17 +1,18 @@
 """A person's commands (from the service) and how the search applies them.
 
 The service only *queues* commands in the store's ``commands`` table; the search
-process alone turns them into tree changes, at the top of every iteration, by
-calling :func:`apply_commands`:
+process alone turns them into tree changes, at the top of every iteration of the
+coordinator's loop, by calling :func:`apply_commands`:
 
 * ``child``: a recipe for a new child of a trained node. It is verified again
   against the tree as it is now (same verifier as the manager's proposals) and
-  becomes a PENDING node with ``source="human"`` and a traced decision; the loop
-  trains unfinished nodes first. A human child may go beyond ``uct.k_max``.
-* ``pause`` / ``resume``: while paused the loop waits, polling the store, without training.
-* ``stop``: the search ends after the segment that is training.
-* ``close``: UCT never expands the node's subtree again (queued human children in it
-  are still trained).
+  becomes a PENDING node with ``source="human"`` and a traced decision; the policy
+  retries unfinished nodes first. A human child may go beyond ``uct.k_max``.
+* ``pause`` / ``resume``: while paused nothing new starts; segments in training
+  finish, then the loop waits, polling the store, until a resume or stop arrives.
+* ``stop``: nothing new starts; the search ends once the segments in training finish.
+* ``close``: every node of the subtree is closed in the store (``closed`` rows), so
+  no policy expands it again (queued human children in it are still trained).
 
 Pause and resume are recorded as ``paused`` / ``unpaused`` events, so every reader
 of the store (the service included) sees the same state.
@@ -29,6 +30,7 @@ from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verdict, verify
 from searchmgr.progress import Reporter
 from searchmgr.store import CommandKind, CommandRecord, CommandStatus, DecisionKind, Node, NodeStatus, TreeStore
+from searchmgr.store import Verdict as Recorded  # what became of a request, as stored
 from searchmgr.surface import ActionSurface, Scale
 
 HUMAN = "human"  # the source of nodes a person proposed
@@ -45,8 +47,8 @@ class CommandError(ValueError):
 class CommandEffects:
     """What the loop must do after :func:`apply_commands`."""
 
-    stop: str | None = None  # why the search must stop now, when a stop command was applied
-    closed: frozenset[int] = frozenset()  # every node of a closed subtree: never expanded again
+    stop: str | None = None  # why the search must stop, when a stop command was applied
+    paused: bool = False  # start nothing new (only when called with ``wait=False``)
     children: tuple[int, ...] = ()  # human children created by this call (pending nodes)
 
 
@@ -120,10 +122,11 @@ def is_paused(store: TreeStore, search_id: int) -> bool:
 
 
 def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
-                   reporter: Reporter | None = None, *, poll_s: float = 0.5,
+                   reporter: Reporter | None = None, *, wait: bool = True, poll_s: float = 0.5,
                    sleep: Callable[[float], None] = time.sleep) -> CommandEffects:
-    """Apply every queued command in order; while the search is paused, wait (polling the store every
-    ``poll_s``) until a resume or stop command arrives. Called by the search loop only."""
+    """Apply every queued command in order. While the search is paused and ``wait`` (nothing in training),
+    wait, polling the store every ``poll_s``, until a resume or stop command arrives; without ``wait``,
+    say ``paused``. Called by the coordinator's loop only."""
     reporter = reporter or Reporter()
     stop, children, waited = None, [], False
     while True:
@@ -136,18 +139,27 @@ def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, con
                 children.append(child)
             if cmd.kind is CommandKind.STOP and status is CommandStatus.APPLIED:
                 stop = f"stopped by command {cmd.id} from the service"
-        if stop is not None or not is_paused(store, search_id):
+        paused = stop is None and is_paused(store, search_id)
+        if not paused or not wait:
             break
         if not waited:
             reporter.message("paused: waiting for a resume or stop command")
             waited = True
         sleep(poll_s)
-    nodes = store.nodes(search_id)
-    closed: set[int] = set()
-    for cmd in store.commands(search_id, CommandStatus.APPLIED):
-        if cmd.kind is CommandKind.CLOSE:
-            closed |= subtree(nodes, cmd.node_id)
-    return CommandEffects(stop, frozenset(closed), tuple(children))
+    _close_subtrees(store, search_id)
+    return CommandEffects(stop, paused, tuple(children))
+
+
+def _close_subtrees(store: TreeStore, search_id: int) -> None:
+    """Close every node under an applied close command, including those added since (a person's children)."""
+    closes = [c for c in store.commands(search_id, CommandStatus.APPLIED) if c.kind is CommandKind.CLOSE]
+    if not closes:
+        return
+    nodes, closed = store.nodes(search_id), store.closed(search_id)
+    for cmd in closes:
+        for nid in sorted(subtree(nodes, cmd.node_id) - closed):
+            store.close_node(search_id, nid, f"subtree of node {cmd.node_id} closed by command {cmd.id}")
+            closed |= {nid}
 
 
 def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
@@ -183,11 +195,11 @@ def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: Sea
         verdict, reasons = None, [str(e)]
     if verdict is None or not verdict.ok:
         why = "; ".join(reasons)
-        store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict="rejected", reason=why,
+        store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=Recorded.REJECTED, reason=why,
                            context=context, parsed=verdict.decision.model_dump() if verdict and verdict.decision
-                           else None)
+                           else None, rejection=verdict.rejection.kind.value if verdict else None)
         return CommandStatus.REJECTED, why, None
-    did = store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict="accepted",
+    did = store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=Recorded.ACCEPTED,
                              context=context, parsed=verdict.decision.model_dump())
     s = config.segment_steps
     child = store.add_node(search_id, parent.id, parent.depth + 1, parent.end_step, parent.end_step + s,

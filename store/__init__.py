@@ -3,11 +3,11 @@
 from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, save_checkpoint
 from searchmgr.store.db import (
     CommandKind, CommandRecord, CommandStatus, CorruptStore, DecisionKind, DecisionRecord, Node, NodeNotFound,
-    NodeStatus, StoreError, TreeStore,
+    NodeStatus, StoreError, TreeStore, Verdict,
 )
 
 __all__ = [
     "CheckpointCorrupt", "load_checkpoint", "save_checkpoint", "CommandKind", "CommandRecord", "CommandStatus",
     "CorruptStore", "DecisionKind", "DecisionRecord",
-    "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore",
+    "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore", "Verdict",
 ]

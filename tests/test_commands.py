@@ -5,7 +5,7 @@ import pytest
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN, CommandError, apply_commands, is_paused, verify_child
 from searchmgr.decision import RejectionKind
-from searchmgr.search import Search, explore
+from searchmgr.search import create_run, explore
 from searchmgr.config import build_config
 from searchmgr.store import CommandKind, CommandStatus, DecisionKind, TreeStore
 
@@ -66,10 +66,13 @@ def test_queued_child_is_trained_next_with_a_human_decision(tmp_path):
 def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):
     config = build_config({"task": "toy", "task_options": {"preset": "smoke"}, "out": str(tmp_path / "run"),
                            "budget": {"steps": 240}})
-    search = Search.create(config)
+    search = create_run(config)
     try:
         s, sid = search.store, search.search_id
         s.queue_command(sid, CommandKind.PAUSE)
+        held = apply_commands(s, sid, search.task.surface, search.config, wait=False,
+                              sleep=lambda _: pytest.fail("segments in training: never wait"))
+        assert held.paused and held.stop is None  # the loop starts nothing new and collects its results
         polls = []
 
         def sleep(_):  # a person resumes after three polls
@@ -86,7 +89,8 @@ def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):
         outcome = search.run()
         assert outcome.stop_reason.startswith("stopped by command") and outcome.nodes_trained == 0
         effects = apply_commands(s, sid, search.task.surface, search.config)
-        assert root.id in effects.closed and effects.stop is None  # an applied stop does not stop again
+        assert effects.stop is None  # an applied stop does not stop again
+        assert {n.id for n in s.nodes(sid)} <= s.closed(sid)  # the whole tree is under the closed root
     finally:
         search.close()
 

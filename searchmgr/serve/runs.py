@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN
-from searchmgr.store import DecisionKind, DecisionRecord, Node, NodeStatus, StoreError, TreeStore
+from searchmgr.store import DecisionKind, DecisionRecord, Node, NodeStatus, StoreError, TreeStore, Verdict
 from searchmgr.tasks import UnknownTask, task_class
 from searchmgr.tasks.base import Objective
 
@@ -152,7 +152,7 @@ def tree(run: Run, after: int | None = None) -> dict:
 def _decision_json(d: DecisionRecord) -> dict:
     parsed = d.parsed if isinstance(d.parsed, dict) else {}
     context = d.context if isinstance(d.context, dict) else {}
-    return {"id": d.id, "source": d.source, "verdict": d.verdict, "reason": d.reason, "applied": d.applied,
+    return {"id": d.id, "source": d.source, "verdict": d.verdict.value, "reason": d.reason, "applied": d.applied,
             "attempt": d.attempt, "latency_s": d.latency_s, "created_at": d.created_at,
             "diagnosis": parsed.get("diagnosis"), "updates": parsed.get("updates"),
             "expected_outcome": parsed.get("expected_outcome"), "watch_items": parsed.get("watch_items"),
@@ -195,7 +195,7 @@ def node_detail(run: Run, node_id: int) -> dict:
                        if parent and parent.recipe.get(k) != v},
             "curves": curves, "metric": objective.metric, "direction": objective.direction.value,
             "decision": _decision_json(decision) if decision else None, "observed": observed,
-            "attempts": [_decision_json(d) for d in manager if d.verdict != "accepted"],
+            "attempts": [_decision_json(d) for d in manager if d.verdict is not Verdict.ACCEPTED],
             "stopper": [{**_decision_json(d), "step": d.context.get("step") if isinstance(d.context, dict) else None}
                         for d in stopper],
             "children": [c.id for c in kids],

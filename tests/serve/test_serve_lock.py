@@ -6,7 +6,7 @@ import threading
 import httpx
 
 from searchmgr.config import build_config
-from searchmgr.search import Search
+from searchmgr.search import create_run
 from searchmgr.serve import ServeSettings, start_service
 from searchmgr.store import CommandStatus, NodeStatus, TreeStore
 
@@ -14,7 +14,7 @@ from searchmgr.store import CommandStatus, NodeStatus, TreeStore
 def test_polling_and_commands_never_make_the_search_fail(tmp_path):
     config = build_config({"task": "toy", "task_options": {"preset": "smoke"}, "out": str(tmp_path / "run"),
                            "budget": {"steps": 400}, "uct": {"k_max": 6}})
-    search = Search.create(config)
+    search = create_run(config)
     service = start_service([search.run_dir], ServeSettings(port=0), echo=lambda _: None)
     done = threading.Event()
     stats = {"reads": 0, "posts": 0, "errors": []}
