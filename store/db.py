@@ -237,8 +237,6 @@ def _coordinator_v2(db: sqlite_utils.Database) -> None:
     db["nodes"].add_column("started_at", float)
 
 
-
-
 def _create_commands(db: sqlite_utils.Database) -> None:
     db["commands"].create({
         "id": int, "search_id": int, "kind": str, "node_id": int, "payload": str, "status": str, "result": str,
