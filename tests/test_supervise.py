@@ -92,6 +92,18 @@ def test_show_export_report_replay_read_a_supervised_run(heuristic_run, tmp_path
     # retraining the exported schedule from scratch reproduces the supervised run exactly (toy, CPU, same seed)
     result = replay(tmp_path / "s.json")
     assert result.val == pytest.approx(outcome.final.val_score, rel=1e-6)
+    # the service shows the chain as the best path, with the decision that made each segment
+    from fastapi.testclient import TestClient
+
+    from searchmgr.serve.app import create_app
+    from searchmgr.serve.runs import name_runs
+
+    client = TestClient(create_app(name_runs([run])), base_url="http://127.0.0.1:8470")
+    served = client.get("/api/runs").json()["runs"][0]
+    tree = client.get(f"/api/runs/{served['id']}/tree").json()
+    assert tree["best_path"] == [1] + [n.id for n in chain] and len(tree["nodes"]) == len(chain) + 1
+    panel = client.get(f"/api/runs/{served['id']}/nodes/{chain[1].id}").json()
+    assert panel["decision"]["source"] == "heuristic" and panel["decision"]["diagnosis"]
 
 
 def test_chunked_live_run_trains_like_the_fixed_path(tmp_path):
