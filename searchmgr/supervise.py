@@ -48,10 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from searchmgr import tree as T
 from searchmgr import uct
+from searchmgr.attempts import Attempt, run_attempts
 from searchmgr.config import ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.decision import Decision
 from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
-from searchmgr.attempts import Attempt, run_attempts
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
 from searchmgr.search import CONFIG_NAME, DB_NAME, RunNotFound, resolve

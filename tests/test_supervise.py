@@ -5,7 +5,7 @@ import json
 import threading
 
 import pytest
-from fake_openai_server import FakeOpenAI, check_trained, decision
+from fake_openai_server import FakeOpenAI, decision
 
 from searchmgr import tree as T
 from searchmgr.cli import main
