@@ -333,11 +333,14 @@ class TreeStore:
 
     def _migrate(self) -> None:
         if not self.db["migrations"].exists():
-            self.db["migrations"].create({"name": str, "applied_at": float}, pk="name")
+            with self.atomic():
+                self.db["migrations"].create({"name": str, "applied_at": float}, pk="name", if_not_exists=True)
         done = self.migrations()
         for name, fn in MIGRATIONS:
             if name not in done:
                 with self.atomic():
+                    if name in self.migrations():  # another connection (a reader opening the new run) applied it
+                        continue
                     fn(self.db)
                     self.db["migrations"].insert({"name": name, "applied_at": _now()})
 
