@@ -95,9 +95,16 @@ class Coordinator:
         return frozenset(self.live) | frozenset(n.id for n in self.queued)
 
     def _committed(self, nodes: list[Node]) -> int:
-        """Steps spent, counting every in-flight node at its full length."""
+        """Steps spent, counting every in-flight or unfinished node (to be retrained) at its full length."""
         busy = self.in_flight()
-        return sum(n.end_step - n.start_step if n.id in busy else n.steps_trained for n in nodes)
+        return sum(n.end_step - n.start_step if n.id in busy or n.status in policy.UNFINISHED else n.steps_trained
+                   for n in nodes)
+
+    def _retry_owed(self, nodes: list[Node]) -> bool:
+        """An unfinished node (a dead worker's) waits: it was paid for when it started, so it is retrained
+        even after a budget is reached."""
+        busy = self.in_flight()
+        return any(n.status in policy.UNFINISHED and n.id not in busy for n in nodes)
 
     # ask ---------------------------------------------------------------------------------
     def ask(self) -> Node | policy.Wait | policy.Exhausted:
@@ -331,7 +338,7 @@ class Coordinator:
             reason = exhausted or self._budget_reason(started)
             if not commands.paused:
                 self._submit_queued()
-            while (reason is None and not commands.paused
+            while ((reason is None or (not exhausted and self._retry_owed(self.nodes()))) and not commands.paused
                    and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead):
                 t0 = time.perf_counter()
                 got = self.ask()  # with workers busy, a slow manager answers while they train
