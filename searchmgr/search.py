@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -28,21 +30,15 @@ from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, mana
 from searchmgr.managers.base import ManagerError
 from searchmgr.prefetch import Attempt, Prefetcher, Prepared, likely_parents, run_attempts
 from searchmgr.progress import Reporter
+from searchmgr.repair import quarantine, repair
+from searchmgr.rundir import CONFIG_NAME, Run, check_new, claim_run, create_run
+from searchmgr.sanitize import Redactor, cap, shorten
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.store import (
-    DecisionKind, Node, NodeStatus, TreeStore, load_checkpoint, save_checkpoint,
+    CheckpointCorrupt, DecisionKind, Node, NodeStatus, TreeStore, load_checkpoint, save_checkpoint,
 )
 from searchmgr.tasks import Segment, Task, TaskOptionsError, UnknownTask, make_task, task_class
 from searchmgr.telemetry import summarize
-
-DB_NAME = "tree.db"
-CONFIG_NAME = "config.json"
-
-
-class RunNotFound(FileNotFoundError):
-    def __str__(self) -> str:
-        return f"{self.args[0]} is not a run directory (no {DB_NAME}); give the out= of an earlier explore"
-
 
 def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
     """Build the task and fill the config's defaults from it; raise :class:`ConfigError` on any problem."""
@@ -116,7 +112,8 @@ class Search:
     """A search bound to a run directory. Build with :meth:`create` or :meth:`resume`, then :meth:`run`."""
 
     def __init__(self, run_dir: Path, config: SearchConfig, task: Task, store: TreeStore, search_id: int,
-                 reporter: Reporter | None = None):
+                 reporter: Reporter | None = None, run: Run | None = None):
+        self.owned = run  # the owned run directory (its lock is released by close())
         self.run_dir = run_dir
         self.config = config
         self.task = task
@@ -154,43 +151,39 @@ class Search:
 
     @classmethod
     def create(cls, config: SearchConfig, reporter: Reporter | None = None) -> "Search":
+        if config.out is not None:
+            check_new(config.out)  # before the task builds its data
         config, task = resolve(config)
         run_dir = config.out or Path("runs") / f"{config.task}-{datetime.now():%Y%m%d-%H%M%S}"
-        if (run_dir / DB_NAME).exists():
-            raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr explore --resume "
-                              f"{run_dir}` or choose another out=")
         config = config.model_copy(update={"out": run_dir})
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-        store = TreeStore(run_dir / DB_NAME)
-        info = task.info()
-        sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
-                                  task.surface.fingerprint(), info)
-        search = cls(run_dir, config, task, store, sid, reporter)
-        for k, v in info.items():
+        run = create_run(run_dir, lambda stage, store: _build_root(stage, store, config, task),
+                         Redactor.from_env(config.manager.api_key_env))
+        row = run.store.search()
+        search = cls(run_dir, config, task, run.store, row["id"], reporter, run)
+        for k, v in row["info"].items():
             search.reporter.message(f"{k}: {v}")
-        # the root: the untrained model, the base recipe
-        state = task.init(config.seed)
-        root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
-        ref, sha = search._save(root.id, state)
-        store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
-                          steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-        store.add_event(sid, "created", f"run created for task {task.name}", data={"info": info})
         return search
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: Mapping[str, Any] | None = None,
                reporter: Reporter | None = None) -> "Search":
         run_dir = Path(run_dir)
-        if not (run_dir / DB_NAME).exists():
-            raise RunNotFound(run_dir)
-        store = TreeStore(run_dir / DB_NAME)
+        run = claim_run(run_dir)
+        try:
+            return cls._resume(run, overrides, reporter)
+        except BaseException:
+            run.close()
+            raise
+
+    @classmethod
+    def _resume(cls, run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | None) -> "Search":
+        run_dir, store = run.path, run.store
         row = store.search()
         stored = row["config"]
         overrides = dict(overrides or {})
         for key in FROZEN_KEYS:
             if key in overrides and key != "task_options" and overrides[key] != stored.get(key):
-                raise ConfigError(f"resume cannot change {key} ({stored.get(key)!r} -> {overrides[key]!r}); "
+                raise ConfigError(f"resume cannot change {key} ({shorten(stored.get(key))} -> {shorten(overrides[key])}); "
                                   "start a new run with out=<new dir> instead")
         changed_opts = {k: v for k, v in overrides.get("task_options", {}).items()
                         if stored["task_options"].get(k) != v}
@@ -206,14 +199,20 @@ class Search:
                 f"the action surface of task {task.name} changed since this run was created "
                 f"({row['surface_fingerprint']} -> {task.surface.fingerprint()}); resume refuses it because the "
                 "stored recipes would no longer mean the same; start a new run")
+        store.redact = Redactor.from_env(config.manager.api_key_env)
         store.update_search_config(row["id"], config.model_dump(mode="json"))
         (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-        search = cls(run_dir, config, task, store, row["id"], reporter)
+        search = cls(run_dir, config, task, store, row["id"], reporter, run)
         ids = store.interrupt_running(row["id"])
         if ids:
             store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
             search.reporter.message(f"nodes {ids} were interrupted; they will be retrained")
-        store.add_event(row["id"], "resumed", "search resumed", data={"overrides": overrides})
+        for line in repair(store, run_dir, row["id"]).lines():
+            search.reporter.message(line)
+        owner = run.lock.previous
+        store.add_event(row["id"], "resumed", "search resumed", data={
+            "overrides": overrides, "pid": os.getpid(), "host": socket.gethostname(),
+            "took_over_from": str(owner) if owner else None})
         return search
 
     # checkpoints ----------------------------------------------------------------
@@ -282,7 +281,7 @@ class Search:
                 return n
         fixed = T.fixed_path(nodes)
         tip = fixed[-1]
-        if tip.depth < self.config.max_depth and tip.status is NodeStatus.DONE:
+        if tip.depth < self.config.max_depth and tip.status is NodeStatus.DONE and tip.checkpoint is not None:
             decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")
             did = self.store.add_decision(self.search_id, tip.id, DecisionKind.MANAGER, T.FIXED, verdict="accepted",
                                           parsed=decision.model_dump())
@@ -470,7 +469,11 @@ class Search:
         cfg, objective = self.config, self.task.objective
         nodes = self.nodes()
         parent = T.by_id(nodes)[node.parent_id]
-        state = self._load(parent)
+        try:
+            state = self._load(parent)
+        except CheckpointCorrupt as e:  # the parent is unusable from now on; its unfinished children fail
+            quarantine(self.store, parent, str(e))
+            return 0.0
         self.store.start_node(node.id)
         decision = self.store.decision(node.decision_id).parsed if node.decision_id else None
         self.reporter.node_started(node, node.source, (decision or {}).get("diagnosis"))
@@ -482,12 +485,17 @@ class Search:
         trajectory: list[tuple[int, float]] = []
         used_before = T.steps_used(nodes) - node.steps_trained
         callback_s = 0.0
+        diverged: list[str] = []  # set at the first non-finite evaluation of the objective
 
         def on_eval(step: int, metrics: dict[str, float]) -> bool:
             nonlocal callback_s
             t0 = time.perf_counter()
             self.store.add_metrics(node.id, step, metrics, step - node.start_step)
             self.reporter.evaluated(node, step, metrics, used_before + step - node.start_step)
+            value = metrics.get(objective.metric)
+            if value is not None and not math.isfinite(value):
+                diverged.append(f"diverged at step {step}: {objective.metric}={value}")
+                return True
             stop = False
             if prunable and objective.metric in metrics and step < node.end_step:
                 trajectory.append((step, metrics[objective.metric]))
@@ -522,7 +530,9 @@ class Search:
         spent = time.perf_counter() - t0 - callback_s
         val = result.metrics.get(objective.metric)
         test = None if result.stopped else result.metrics.get(objective.test_metric)
-        if result.stopped:
+        if diverged:
+            self._finish(node, NodeStatus.FAILED, None, None, result.steps_done, spent, error=diverged[0])
+        elif result.stopped:
             self._finish(node, NodeStatus.PRUNED, val, None, result.steps_done, spent, metrics=result.metrics)
         elif val is None or not math.isfinite(val):
             self._finish(node, NodeStatus.FAILED, None, None, result.steps_done, spent,
@@ -565,6 +575,28 @@ class Search:
         self.fallback.close()
         self.stopper.close()
         self.store.close()
+        if self.owned is not None:
+            self.owned.lock.release()
+
+
+def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Task) -> None:
+    """A new run's contents: its config, the search row and the root (the untrained model, the base recipe)."""
+    try:
+        info = task.info()
+        state = task.init(config.seed)
+    except (ValueError, OSError) as e:  # bad data files and the like: the options are at fault
+        raise ConfigError(f"task {task.name} cannot start: {type(e).__name__}: {cap(str(e), 400)}; fix its "
+                          "options (data=, preset= ...)") from e
+    (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
+    sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
+                              task.surface.fingerprint(), info)
+    root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
+    ref = f"checkpoints/node_{root.id:05d}.pt"
+    sha = save_checkpoint(state, run_dir / ref)
+    store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
+                      steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
+    store.add_event(sid, "created", f"run created for task {task.name}",
+                    data={"info": info, "pid": os.getpid(), "host": socket.gethostname()})
 
 
 def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Path | None = None,

@@ -13,7 +13,13 @@ Storage contract
   the tree changes only through store methods.
 * A node left ``RUNNING`` by a dead process is turned ``INTERRUPTED`` by
   :meth:`TreeStore.interrupt_running` and retried by the search; finished nodes
-  (``DONE``, ``PRUNED``, ``FAILED``) never change again.
+  (``DONE``, ``PRUNED``, ``FAILED``) never change again, except that
+  :meth:`TreeStore.drop_checkpoint` clears the checkpoint of a node whose file is
+  missing or corrupt (repair), so nothing branches from it.
+* Text that came from outside (decisions, reasons, errors, events) is redacted
+  (:class:`searchmgr.sanitize.Redactor`) and capped as it enters the store.
+* A read-only store (``readonly=True``: ``show``, ``export``, reports) never writes,
+  not even a migration, and takes no lock; damaged contents raise :class:`CorruptStore`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -28,6 +35,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import sqlite_utils
+
+from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_STORED_CHARS, Redactor, cap
+from searchmgr.store import faults
 
 
 class StoreError(RuntimeError):
@@ -102,9 +112,16 @@ class Node:
     @classmethod
     def from_row(cls, row: dict) -> "Node":
         r = dict(row)
-        r["recipe"] = json.loads(r["recipe"])
-        r["status"] = NodeStatus(r["status"])
-        return cls(**r)
+        try:
+            r["recipe"] = json.loads(r["recipe"])
+            r["status"] = NodeStatus(r["status"])
+            if not isinstance(r["recipe"], dict) or not all(isinstance(v, (int, float)) for v in r["recipe"].values()):
+                raise ValueError("the recipe is not a mapping of knob names to numbers")
+            return cls(**r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptStore(f"node {r.get('id')} is damaged ({type(e).__name__}: {cap(str(e), 200)}); "
+                               "the run's tree.db was edited or corrupted: restore it from a copy or start a "
+                               "new run") from None
 
 
 @dataclass(frozen=True)
@@ -132,11 +149,15 @@ class DecisionRecord:
     @classmethod
     def from_row(cls, row: dict) -> "DecisionRecord":
         r = dict(row)
-        r["kind"] = DecisionKind(r["kind"])
-        r["applied"] = bool(r["applied"])
-        r["context"] = json.loads(r["context"]) if r["context"] else None
-        r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
-        return cls(**r)
+        try:
+            r["kind"] = DecisionKind(r["kind"])
+            r["applied"] = bool(r["applied"])
+            r["context"] = json.loads(r["context"]) if r["context"] else None
+            r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
+            return cls(**r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptStore(f"decision {r.get('id')} is damaged ({type(e).__name__}: {cap(str(e), 200)}); "
+                               "restore tree.db from a copy or start a new run") from None
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -167,20 +188,37 @@ def _create_v1(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = [("0001_initial", _create_v1)]
+TABLES = ("searches", "nodes", "metrics", "decisions", "events")
 
 
 class TreeStore:
-    """A run's tree database. Use as a context manager or call :meth:`close`."""
+    """A run's tree database. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, path: str | Path):
+    ``readonly`` opens an existing file without ever writing to it (readers: ``show``,
+    ``export``, reports); ``redact`` is applied to every text that enters the store.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, redact: Redactor = Redactor()):
         self.path = Path(path)
+        self.readonly = readonly
+        self.redact = redact
+        self._depth = 0  # nesting of atomic() blocks
+        if readonly and self.path.exists() and self.path.stat().st_size == 0:
+            raise CorruptStore(f"{self.path} is empty (0 bytes): the run was never written or was truncated; "
+                               "restore it from a copy or start a new run")
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-            if not self.db["searches"].exists():
-                raise CorruptStore(f"{self.path} lacks the searches table")
+            if readonly:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                self.db = sqlite_utils.Database(conn)
+            else:
+                self.db = sqlite_utils.Database(self.path)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            missing = [t for t in TABLES if not self.db[t].exists()]
+            if missing:
+                raise CorruptStore(f"{self.path} lacks the table(s) {missing}: it is not a complete searchmgr "
+                                   "store; restore it from a copy or start a new run")
         except sqlite3.DatabaseError as e:
             raise CorruptStore(
                 f"{self.path} is not a readable searchmgr store ({e}); point at a run directory made by "
@@ -208,9 +246,35 @@ class TreeStore:
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction (nested blocks become savepoints)."""
-        with self.db.atomic():
-            yield
+        """One transaction (nested blocks become savepoints); each transaction is a kill point of the kill test."""
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only; writing needs the run's owner "
+                             "(`searchmgr explore --resume` or `searchmgr repair`)")
+        if self._depth == 0:
+            faults.point()
+        self._depth += 1
+        try:
+            with self.db.atomic():
+                yield
+        finally:
+            self._depth -= 1
+
+    def _text(self, text: str | None, limit: int = MAX_STORED_CHARS) -> str | None:
+        """Outside text as stored: secrets redacted, size capped."""
+        return None if text is None else cap(self.redact(text), limit)
+
+    def _json(self, value: Any) -> str | None:
+        """A JSON value as stored: every string in it redacted and capped (the JSON stays valid)."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, str):
+                return self._text(v)
+            if isinstance(v, dict):
+                return {clean(str(k)): clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v if v is None or isinstance(v, (bool, int, float)) else clean(str(v))
+
+        return None if value is None else json.dumps(clean(value))
 
     # searches ---------------------------------------------------------------
     def create_search(self, task: str, config: dict, surface: list[dict], fingerprint: str, info: dict) -> int:
@@ -229,8 +293,14 @@ class TreeStore:
         if row is None:
             raise StoreError(f"no search {search_id} in {self.path}")
         out = dict(row)
-        for k in ("config", "surface", "info"):
-            out[k] = json.loads(out[k])
+        for k, kind in (("config", dict), ("surface", list), ("info", dict)):
+            try:
+                out[k] = json.loads(out[k])
+            except (TypeError, ValueError):
+                out[k] = None
+            if not isinstance(out[k], kind) or (k != "info" and not out[k]):
+                raise CorruptStore(f"the stored {k} of {self.path} is damaged or empty; restore tree.db from a "
+                                   "copy or start a new run")
         return out
 
     def update_search_config(self, search_id: int, config: dict) -> None:
@@ -284,9 +354,17 @@ class TreeStore:
         with self.atomic():
             self.set_status(node_id, status, val_score=val_score, test_score=test_score, utility=utility,
                             steps_trained=steps_trained, train_s=train_s, checkpoint=checkpoint,
-                            checkpoint_sha256=checkpoint_sha256, error=error, finished_at=_now())
+                            checkpoint_sha256=checkpoint_sha256, error=self._text(error), finished_at=_now())
             for nid, (visits, value_sum) in (backup or {}).items():
                 self.db["nodes"].update(nid, {"visits": visits, "value_sum": value_sum})
+
+    def drop_checkpoint(self, node_id: int, reason: str) -> None:
+        """Clear a node's checkpoint (its file is missing or corrupt) and log why: nothing branches from it again."""
+        node = self.node(node_id)
+        with self.atomic():
+            self.db["nodes"].update(node_id, {"checkpoint": None, "checkpoint_sha256": None})
+            self.add_event(node.search_id, "checkpoint_damaged", reason, node_id=node_id,
+                           data={"checkpoint": node.checkpoint, "sha256": node.checkpoint_sha256})
 
     def interrupt_running(self, search_id: int) -> list[int]:
         """Turn nodes left RUNNING by a dead process into INTERRUPTED; return their ids."""
@@ -308,8 +386,8 @@ class TreeStore:
         """The node's evaluations in step order: ``[(step, {key: value})]``."""
         out: dict[int, dict[str, float]] = {}
         for r in self.db.query("SELECT step, key, value FROM metrics WHERE node_id = ? ORDER BY step, rowid",
-                               [node_id]):
-            out.setdefault(r["step"], {})[r["key"]] = r["value"]
+                               [node_id]):  # SQLite stores NaN as NULL
+            out.setdefault(r["step"], {})[r["key"]] = math.nan if r["value"] is None else r["value"]
         return sorted(out.items())
 
     # decisions ----------------------------------------------------------------
@@ -323,11 +401,11 @@ class TreeStore:
             return self.db["decisions"].insert({
                 "search_id": search_id, "node_id": node_id, "kind": kind.value, "source": source,
                 "attempt": attempt, "prompt_version": prompt_version, "prompt_hash": prompt_hash,
-                "context": json.dumps(context, default=str) if context is not None else None,
-                "raw_response": raw_response if raw_response is None or isinstance(raw_response, str)
-                else json.dumps(raw_response),
-                "parsed": json.dumps(parsed) if parsed is not None else None,
-                "verdict": verdict, "reason": reason, "applied": int(applied), "latency_s": latency_s,
+                "context": self._json(context),
+                "raw_response": self._text(raw_response if raw_response is None or isinstance(raw_response, str)
+                                           else json.dumps(raw_response, default=str), MAX_ANSWER_CHARS),
+                "parsed": self._json(parsed),
+                "verdict": verdict, "reason": self._text(reason), "applied": int(applied), "latency_s": latency_s,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": _now(),
             }).last_pk
 
@@ -351,7 +429,7 @@ class TreeStore:
                   data: Any = None) -> None:
         with self.atomic():
             self.db["events"].insert({"search_id": search_id, "node_id": node_id, "kind": kind,
-                                      "message": message, "data": json.dumps(data, default=str) if data else None,
+                                      "message": self._text(message), "data": self._json(data) if data else None,
                                       "created_at": _now()})
 
     def events(self, search_id: int) -> list[dict]:

@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from searchmgr.sanitize import shorten
 from searchmgr.surface import ActionSurface, Recipe
 
 
@@ -156,7 +157,7 @@ class Task(ABC):
         self.options = options if options is not None else self.Options()
         if self.options.preset not in self.presets:
             raise ValueError(
-                f"task {self.name} has no preset {self.options.preset!r}; choose one of {list(self.presets)}"
+                f"task {self.name} has no preset {shorten(self.options.preset)}; choose one of {list(self.presets)}"
             )
 
     @property
