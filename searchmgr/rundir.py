@@ -30,13 +30,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from searchmgr.config import ConfigError, SearchConfig, build_config
 from searchmgr.sanitize import Redactor, shorten
 from searchmgr.store import CorruptStore, StoreError, TreeStore, faults
-
-if TYPE_CHECKING:
-    from searchmgr.config import SearchConfig
 
 DB_NAME = "tree.db"
 CONFIG_NAME = "config.json"
@@ -49,7 +47,7 @@ class RunNotFound(FileNotFoundError):
         return f"{self.args[0]} is not a run directory (no {DB_NAME}); give the out= of an earlier explore"
 
 
-class RunDirError(StoreError):
+class RunDirError(ConfigError):
     """A directory cannot hold a new run (``out=`` names a file, a non-empty directory, a name too long ...)."""
 
 
@@ -131,10 +129,8 @@ def open_run(run_dir: str | Path) -> TreeStore:
     return TreeStore(_store_path(Path(run_dir)), readonly=True)
 
 
-def stored_config(row: dict) -> "SearchConfig":
+def stored_config(row: dict) -> SearchConfig:
     """The validated config of a stored search row (``TreeStore.search()``); :class:`CorruptStore` if damaged."""
-    from searchmgr.config import ConfigError, build_config  # the config imports the managers, which read runs
-
     try:
         return build_config(row["config"])
     except ConfigError as e:

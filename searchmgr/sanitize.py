@@ -61,16 +61,6 @@ class Redactor:
             text = text.replace(s, "***")
         return _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
 
-    def deep(self, value: Any) -> Any:
-        """Every string inside a JSON-like value redacted (keys included)."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {self.deep(k) if isinstance(k, str) else k: self.deep(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.deep(v) for v in value]
-        return value
-
 
 def for_terminal(text: str) -> str:
     """``text`` without escape sequences and control characters (newlines and tabs kept)."""

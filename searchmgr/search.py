@@ -126,7 +126,7 @@ class Search:
         self.closed: set[int] = set()  # parents no manager could extend with a distinct child this session
         self.prefetch = self._make_prefetcher()
         self.propose_s = 0.0  # seconds the loop spent choosing and proposing the next node (training waits)
-        self.reporter.start(task.objective.metric, config.budget.steps)
+        self.reporter.start(task.objective.metric, config.budget.steps, store.redact)
 
     # construction -------------------------------------------------------------
     def _make_manager(self, name: str) -> Manager:
