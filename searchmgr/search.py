@@ -31,7 +31,7 @@ from searchmgr.managers.base import ManagerError
 from searchmgr.prefetch import Attempt, Prefetcher, Prepared, likely_parents, run_attempts
 from searchmgr.progress import Reporter
 from searchmgr.repair import quarantine, repair
-from searchmgr.rundir import CONFIG_NAME, Run, check_new, claim_run, create_run
+from searchmgr.rundir import CONFIG_NAME, Run, check_new, claim_run, create_run, stored_config
 from searchmgr.sanitize import Redactor, cap, shorten
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.store import (
@@ -179,7 +179,7 @@ class Search:
     def _resume(cls, run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | None) -> "Search":
         run_dir, store = run.path, run.store
         row = store.search()
-        stored = row["config"]
+        stored = stored_config(row).model_dump(mode="json")
         overrides = dict(overrides or {})
         for key in FROZEN_KEYS:
             if key in overrides and key != "task_options" and overrides[key] != stored.get(key):
