@@ -101,8 +101,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         fixed = T.fixed_path(nodes)[-1]
         console.print(f"fixed path: {' -> '.join(str(i) for i in sorted(fixed_ids))}  "
                       f"{objective.metric}={_fmt(fixed.val_score)} (test {_fmt(fixed.test_score)})")
+        kept = [args.run / n.checkpoint for n in nodes if n.checkpoint]
+        size = sum(p.stat().st_size for p in kept if p.exists())
+        console.print(f"checkpoints: {len(kept)} kept ({cfg.checkpoints.keep}), "
+                      f"{size / 2**20:.1f} MiB on disk; {sum(1 for n in nodes if n.status.finished)} nodes trained")
         damage = damage_lines(store, args.run, row["id"])
-        console.print(f"[red]damaged checkpoints: {len(damage)}[/]" if damage else "checkpoints: all intact")
+        console.print(f"[red]damaged checkpoints: {len(damage)}[/]" if damage else "kept checkpoints: all intact")
         for line in damage:
             console.print(f"  {safe(line)}")
         for n in nodes:

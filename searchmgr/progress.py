@@ -17,7 +17,7 @@ from rich.markup import escape
 from searchmgr.sanitize import Redactor, cap, for_terminal, one_line
 
 if TYPE_CHECKING:
-    from searchmgr.search import Outcome
+    from searchmgr.outcome import Outcome
     from searchmgr.store import Node
 
 

@@ -8,7 +8,7 @@ it, become FAILED with the reason. Its finished descendants keep their own
 checkpoints and stay usable. Nothing else changes, so the search simply goes on.
 
 ``searchmgr repair RUN`` runs :func:`repair`; ``explore --resume`` runs it before
-training; a live search runs :func:`quarantine` when a parent fails to load.
+training; the coordinator runs :func:`quarantine` when a worker cannot load a parent.
 ``show`` and ``export`` list the damage with :func:`damage_lines`.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import AbstractSet, Sequence
 
 from searchmgr.store import Node, NodeStatus, TreeStore
 
@@ -59,12 +59,14 @@ def find_damage(run_dir: Path, nodes: Sequence[Node]) -> list[Damage]:
     return out
 
 
-def quarantine(store: TreeStore, node: Node, reason: str) -> list[int]:
-    """Drop ``node``'s checkpoint and fail its pending or interrupted children; return the failed children."""
-    store.drop_checkpoint(node.id, reason)
+def quarantine(store: TreeStore, node: Node, reason: str, in_flight: AbstractSet[int] = frozenset()) -> list[int]:
+    """Drop ``node``'s checkpoint and fail its pending or interrupted children (but those ``in_flight``, which the
+    coordinator fails when it finds their parent without a checkpoint); return the failed children."""
+    store.drop_checkpoint(node.id, reason, kind="checkpoint_damaged")
     failed = []
     for child in store.nodes(node.search_id):
-        if child.parent_id == node.id and child.status in (NodeStatus.PENDING, NodeStatus.INTERRUPTED):
+        if (child.parent_id == node.id and child.status in (NodeStatus.PENDING, NodeStatus.INTERRUPTED)
+                and child.id not in in_flight):
             store.finish_node(child.id, NodeStatus.FAILED, val_score=None, test_score=None, utility=None,
                               steps_trained=child.steps_trained,
                               error=f"its parent {node.id} cannot be trained from: {reason}")

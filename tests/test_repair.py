@@ -5,7 +5,7 @@ import json
 from searchmgr import tree as T
 from searchmgr.cli import main
 from searchmgr.rundir import claim_run, open_run
-from searchmgr.search import Search, explore
+from searchmgr.search import explore, resume_run
 from searchmgr.store import NodeStatus
 
 SMOKE = ["task=toy", "preset=smoke", "width=16", "segment_steps=10", "eval_every=5"]
@@ -78,7 +78,7 @@ def test_a_checkpoint_damaged_while_the_search_runs_fails_only_its_children(tmp_
         parent = T.fixed_path(r.store.nodes(sid))[2]
         child = r.store.add_node(sid, parent.id, parent.depth + 1, parent.end_step, parent.end_step + 10,
                                  {**parent.recipe, "dropout": 0.3}, "heuristic")
-    search = Search.resume(run, {"budget": {"steps": 100}})  # intact at resume: nothing repaired yet
+    search = resume_run(run, {"budget": {"steps": 100}})  # intact at resume: nothing repaired yet
     try:
         (run / parent.checkpoint).write_bytes(b"flipped bits")
         search.run()

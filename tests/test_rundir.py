@@ -13,7 +13,7 @@ import pytest
 from searchmgr.cli import main
 from searchmgr.config import ConfigError
 from searchmgr.rundir import LOCK_NAME, RunDirError, RunLock, RunLocked, claim_run, create_run, open_run
-from searchmgr.search import Search, explore
+from searchmgr.search import explore, resume_run
 from searchmgr.store import CorruptStore, NodeStatus, StoreError
 
 SMOKE = ["task=toy", "preset=smoke", "width=16"]
@@ -30,7 +30,7 @@ def test_second_owner_is_refused_at_once_naming_the_holder(small_run):
     with claim_run(small_run):
         t0 = time.perf_counter()
         with pytest.raises(RunLocked, match=f"pid {os.getpid()} on host {socket.gethostname()}"):
-            Search.resume(small_run)
+            resume_run(small_run)
         assert time.perf_counter() - t0 < 5  # refused at once, not after waiting
         assert main(["show", str(small_run)]) == 0  # readers need no lock
         with open_run(small_run) as store:
@@ -77,7 +77,7 @@ def test_concurrent_resume_of_a_live_explore_is_refused(tmp_path):
             assert not any(e["kind"] == "interrupted" for e in store.events(store.search()["id"]))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        search = Search.resume(run)  # the dead explore's lock is taken over
+        search = resume_run(run)  # the dead explore's lock is taken over
         try:
             with open_run(run) as store:
                 events = store.events(store.search()["id"])

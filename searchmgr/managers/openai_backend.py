@@ -20,8 +20,8 @@ One :class:`ChatBackend` wraps the official ``openai`` client with the settings 
   truncated JSON, wrong types) raises :class:`BackendError` like any endpoint failure;
   the content must be text. Nothing else escapes :meth:`ChatBackend.complete`.
 
-The backend is thread-safe: the search calls it from a prefetch worker thread while
-the stopper calls its own backend from the training thread.
+The backend is thread-safe: the LLM stopper calls it from its own worker thread while
+the coordinator asks the manager.
 """
 
 from __future__ import annotations
