@@ -109,9 +109,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(f"[red]damaged checkpoints: {len(damage)}[/]" if damage else "kept checkpoints: all intact")
         for line in damage:
             console.print(f"  {safe(line)}")
-        for n in nodes:
-            if n.error:
-                console.print(f"  node {n.id} {n.status.value}: {safe(n.error)}")
         if args.decisions:
             from searchmgr.traces import render_decisions
 
@@ -262,7 +259,8 @@ def _positive(text: str) -> int:
 
 
 def _error(message: str) -> int:
-    """Print a user error: no secrets, no terminal escapes, no endless echo of the input."""
+    """Print a user error: no secrets (the default key variable's value, anything shaped like a key), no terminal
+    escapes, no endless echo of the input."""
     print(f"error: {cap(for_terminal(Redactor.from_env('OPENAI_API_KEY')(message)), MAX_ERROR_CHARS)}",
           file=sys.stderr)
     return 2

@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from searchmgr import rundir
 from searchmgr import tree as T
 from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.coordinator import Coordinator
 from searchmgr.executors import ExecutorUnavailable, TaskSpec
 from searchmgr.outcome import Outcome
-from searchmgr import rundir
 from searchmgr.progress import Reporter
 from searchmgr.repair import repair
 from searchmgr.rundir import CONFIG_NAME, Run
@@ -149,12 +149,14 @@ def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | 
     store.redact = Redactor.from_env(config.manager.api_key_env)
     store.update_search_config(row["id"], config.model_dump(mode="json"))
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-    coordinator = _coordinator(run, config, task, row["id"], reporter)
     ids = store.interrupt_running(row["id"])
     if ids:
         store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
+    repaired = repair(store, run_dir, row["id"])
+    coordinator = _coordinator(run, config, task, row["id"], reporter)
+    if ids:
         coordinator.reporter.message(f"nodes {ids} were interrupted; they will be retrained")
-    for line in repair(store, run_dir, row["id"]).lines():
+    for line in repaired.lines():
         coordinator.reporter.message(line)
     owner = run.lock.previous
     store.add_event(row["id"], "resumed", "search resumed", data={

@@ -228,7 +228,7 @@ class TreeStore:
         self.readonly = readonly
         self.redact = redact
         self._depth = 0  # nesting of atomic() blocks
-        if readonly and self.path.exists() and self.path.stat().st_size == 0:
+        if self.path.exists() and self.path.stat().st_size == 0:  # SQLite would take it for a new, empty store
             raise CorruptStore(f"{self.path} is empty (0 bytes): the run was never written or was truncated; "
                                "restore it from a copy or start a new run")
         try:

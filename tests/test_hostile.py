@@ -69,7 +69,7 @@ def test_deeply_nested_json_is_rejected_not_a_recursion_error():
     {"raw": b"<html><body>502 Bad Gateway</body></html>", "content_type": "text/html"},
     {"raw": b"", "content_type": "application/json"},
     {"raw": json.dumps(completion("hi")).encode()[:40], "content_type": "application/json"},
-    {"raw": b"[1, 2, 3]"}, {"raw": b'"just a string"'}, {"raw": b"null"},
+    {"raw": b"[1, 2, 3]"}, {"raw": b'"just a string"'}, {"raw": b"null"}, {"raw": DEEP.encode()},
     {"raw": json.dumps(completion({"a": 1})).encode()},
     {"raw": json.dumps({**completion("x"), "choices": "no"}).encode()},
 ])

@@ -140,8 +140,9 @@ def test_readers_never_write(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "tree.db").write_bytes(b"")
-    assert main(["show", str(run)]) == 2  # was silently turned into an empty store
-    assert "is empty (0 bytes)" in capsys.readouterr().err
+    for command in (["show", str(run)], ["explore", "--resume", str(run)], ["repair", str(run)]):
+        assert main(command) == 2  # show silently turned it into an empty store
+        assert "is empty (0 bytes)" in capsys.readouterr().err
     assert (run / "tree.db").stat().st_size == 0 and sorted(p.name for p in run.iterdir()) == ["tree.db"]
     with pytest.raises(CorruptStore):
         open_run(run)

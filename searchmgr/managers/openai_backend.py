@@ -195,7 +195,8 @@ class ChatBackend:
                 log.info("endpoint try %d failed (%s); retrying in %.2gs", tries, self._short(e), delay)
                 self._sleep(delay)
                 continue
-            except (openai.OpenAIError, ValueError, TypeError) as e:  # an unreadable body (HTML, empty, cut off)
+            except (openai.OpenAIError, ValueError, TypeError, RecursionError) as e:  # unreadable: HTML, empty, cut
+                # off, or nested too deeply to parse
                 raise BackendError(f"endpoint answer unusable: {self._short(e)}",
                                    time.perf_counter() - t0) from None
             latency = time.perf_counter() - t0
