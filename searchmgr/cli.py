@@ -59,6 +59,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from searchmgr.compare import compare
+
+    compare(args.words, resume=args.resume)
+    return 0
+
+
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
@@ -204,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory; budget, "
                    "manager, stopper and uct settings may change")
     e.set_defaults(fn=cmd_explore)
+    c = sub.add_parser("compare", help="run the tree search and the baselines at equal budget over seeds",
+                       description="Run every method at the same step budget, seeds and task options and write "
+                       "compare.json, compare.md and compare.png (best-so-far validation, mean ± se over seeds). "
+                       "Methods: tree (heuristic manager), tree:MANAGER, grid, random, tpe (Optuna), pbt. "
+                       "Words: methods=, seeds=N (seeds 0..N-1), out=, grid.KNOB=V1,V2, and any explore setting "
+                       "(task=, budget.steps=, task options ...). Example: searchmgr compare task=toy "
+                       "methods=tree,grid,random,tpe,pbt seeds=3 budget.steps=2400 out=cmp/toy")
+    c.add_argument("words", nargs="*", metavar="KEY=VALUE")
+    c.add_argument("--resume", type=Path, metavar="DIR", help="continue a comparison; methods= and seeds= may add "
+                   "methods and seeds")
+    c.set_defaults(fn=cmd_compare)
     s = sub.add_parser("show", help="print a run's tree, best path and fixed path")
     s.add_argument("run", type=Path, metavar="RUN")
     s.add_argument("--decisions", action="store_true", help="also print the decision traces per node")

@@ -47,7 +47,16 @@ class BudgetConfig(_Model):
 
 class UCTConfig(_Model):
     c: float = Field(0.5, ge=0, description="exploration constant C of UCT")
-    k_max: int = Field(3, ge=1, le=16, description="most children per node")
+    k_max: int = Field(3, ge=1, le=16, description="most children per node (before widening)")
+    widen: float = Field(0.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
+                         "widen*sqrt(N)) children, and the search never stops with budget left while a node can "
+                         "grow (0: off)")
+    q: Literal["mean", "max"] = Field("mean", description="a child's Q: the mean utility backed up through it, or "
+                                      "the best one in its subtree")
+    start: Literal["bounded", "anywhere"] = Field(
+        "bounded", description="anywhere: the root's children after the fixed path start from recipes spread over "
+        "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "
+        "tree's mean; bounded: every child is a bounded step from its parent")
 
 
 class ManagerConfig(_Model):
@@ -106,6 +115,9 @@ class StopperConfig(_Model):
     min_fraction: float = Field(0.4, ge=0, le=1, description="no stop before this fraction of a segment")
     window: int = Field(3, ge=2, description="evaluations the rule stopper fits its trend on")
     margin: float = Field(0.01, ge=0, description="noise allowance, relative to the best score")
+    scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "
+                                           "those ending at the horizon (compared with the best complete schedule; "
+                                           "no short-horizon bias against slow starters)")
     every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
     every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
     asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "
@@ -151,6 +163,16 @@ class ExecutorConfig(_Model):
         return self
 
 
+class PolicyConfig(_Model):
+    name: Literal["uct", "grid", "random", "tpe", "pbt"] = Field(
+        "uct", description="uct: the tree search; grid, random, tpe (Optuna), pbt: baselines over the same store "
+        "(constant-recipe chains, or a PBT population)")
+    grid: dict[str, list[float]] = Field(default_factory=dict, description="grid values per knob (grid policy; "
+                                         "unlisted knobs: evenly spaced on their scale)")
+    population: int | None = Field(None, ge=2, le=1024, description="PBT population (default: budget / horizon)")
+    quantile: float = Field(0.25, gt=0, le=0.5, description="PBT: the bottom quantile copies the top quantile")
+
+
 class CheckpointsConfig(_Model):
     keep: Literal["expandable", "all"] = Field(
         "expandable", description="expandable: keep the checkpoints that can still be a parent, plus the best "
@@ -168,6 +190,7 @@ class SearchConfig(_Model):
     uct: UCTConfig = Field(default_factory=UCTConfig)
     manager: ManagerConfig = Field(default_factory=ManagerConfig)
     stopper: StopperConfig = Field(default_factory=StopperConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads per worker (default: torch's own "
@@ -199,7 +222,7 @@ class SearchConfig(_Model):
 
 
 SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig,
-            "executor": ExecutorConfig, "checkpoints": CheckpointsConfig}
+            "policy": PolicyConfig, "executor": ExecutorConfig, "checkpoints": CheckpointsConfig}
 # keys fixed at creation: resume refuses to change them
 FROZEN_KEYS = ("task", "seed", "segment_steps", "max_depth", "eval_every", "task_options")
 

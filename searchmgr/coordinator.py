@@ -27,7 +27,7 @@ from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
 from searchmgr.config import SearchConfig
-from searchmgr.decision import Decision
+from searchmgr.decision import AuditEntry, Decision, KnobUpdate
 from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
 from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
 from searchmgr.outcome import Outcome
@@ -36,6 +36,7 @@ from searchmgr.recorder import Recorder, Trace
 from searchmgr.repair import quarantine
 from searchmgr.rundir import RunLock
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
+from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
 from searchmgr.telemetry import summarize
@@ -56,7 +57,7 @@ class _Live:
     """A node in an executor's hands: its stopper and what that stopper compares against."""
 
     node: Node
-    stopper: Stopper
+    stopper: Stopper | None  # None: nothing may prune this node
     best_here: float | None
     best_all: float | None
     min_step: int
@@ -71,7 +72,7 @@ class Coordinator:
 
     def __init__(self, run_dir: Path, config: SearchConfig, task: Task, task_spec: TaskSpec, store: TreeStore,
                  search_id: int, reporter: Reporter | None = None, executor: Executor | None = None,
-                 owner: RunLock | None = None):
+                 search_policy: policy.Policy | None = None, owner: RunLock | None = None):
         self.owner = owner  # the run's lock, released by close()
         self.run_dir = run_dir
         self.config = config
@@ -84,6 +85,8 @@ class Coordinator:
         m = config.manager
         self.manager: Manager = manager_class(m.name).from_config(config)
         self.fallback: Manager | None = None if m.fallback == m.name else manager_class(m.fallback).from_config(config)
+        self.policy = search_policy or policy.make_policy(config, task)
+        self.policy.resume(self.nodes(), store.metrics)
         self.executor = executor or make_executor(config, task)
         slow = self.manager.slow and config.executor.name != "inline"  # inline cannot train while it asks
         self.ahead = config.executor.ahead if config.executor.ahead is not None else (
@@ -108,22 +111,17 @@ class Coordinator:
     # ask ---------------------------------------------------------------------------------
     def ask(self) -> Node | policy.Wait | policy.Exhausted:
         """Plan, propose and verify the next node; it is stored as pending (or is an unfinished one again)."""
-        cfg = self.config
         while True:
             nodes = self.nodes()
-            step = policy.plan(nodes, c=cfg.uct.c, k_max=cfg.uct.k_max, max_depth=cfg.max_depth,
-                               in_flight=self.in_flight(), closed=self.store.closed(self.search_id))
+            step = self.policy.plan(nodes, in_flight=self.in_flight(), closed=self.store.closed(self.search_id),
+                                    budget_left=self.config.budget.steps - self._committed(nodes))
             if isinstance(step, (policy.Wait, policy.Exhausted)):
                 return step
             index = T.by_id(nodes)
             if isinstance(step, policy.Retry):
                 return index[step.node]
-            if isinstance(step, policy.GrowFixed):
-                tip = index[step.parent]
-                decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")
-                did = self.recorder.record(Trace(DecisionKind.MANAGER, T.FIXED, tip.id, Verdict.ACCEPTED,
-                                                 parsed=decision.model_dump()))
-                return self._add_child(tip, tip.recipe, T.FIXED, did)
+            if isinstance(step, policy.Grow):
+                return self._grow(index[step.parent], step)
             parent = index[step.parent]
             proposed = self._propose(parent, nodes)
             if proposed is not None:
@@ -132,6 +130,25 @@ class Coordinator:
             self.store.close_node(self.search_id, parent.id, "no admissible distinct child")
             self.store.add_event(self.search_id, "closed", "no admissible distinct child; parent closed",
                                  node_id=parent.id)
+
+    def _grow(self, parent: Node, step: policy.Grow) -> Node:
+        """A child whose recipe the policy set (fixed path, baselines): checked against the surface, traced."""
+        surface = self.task.surface
+        recipe = surface.check(step.recipe)
+        if same_recipe(recipe, parent.recipe):
+            decision = Decision.hold(surface, step.note)
+        else:
+            changed = [k for k in surface.names if recipe[k] != parent.recipe[k]]
+            decision = Decision(
+                diagnosis=step.note, expected_outcome=f"the {step.source} policy's choice; nothing is predicted",
+                control_audit=[AuditEntry(knob=k, verdict="selected" if k in changed else "deferred",
+                                          reason=f"set by the {step.source} policy") for k in surface.names],
+                updates=[KnobUpdate(knob=k, op="add", value=recipe[k] - parent.recipe[k]) for k in changed])
+        did = self.recorder.record(Trace(DecisionKind.MANAGER, step.source, parent.id, Verdict.ACCEPTED,
+                                         parsed=decision.model_dump()))
+        node = self._add_child(parent, recipe, step.source, did)
+        self.policy.added(node, step.tag)
+        return node
 
     def _add_child(self, parent: Node, recipe: dict, source: str, decision_id: int | None) -> Node:
         s = self.config.segment_steps
@@ -193,8 +210,9 @@ class Coordinator:
         self.reporter.node_started(node, node.source, (decision or {}).get("diagnosis"))
         segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
         best_all = T.best_leaf(nodes, objective, cfg.max_depth)
+        stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
         self.live[node.id] = _Live(
-            node, stopper_class(cfg.stopper.name).from_config(cfg), T.best_at_depth(nodes, objective, node.depth),
+            node, stopper, T.best_at_depth(nodes, objective, node.depth),
             best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
             T.steps_used(nodes) - node.steps_trained)
@@ -213,7 +231,7 @@ class Coordinator:
         if live.diverged:
             live.stopped_at = (step, dict(metrics))
             return True
-        if node.source == T.FIXED or objective.metric not in metrics or step >= node.end_step:
+        if live.stopper is None or objective.metric not in metrics or step >= node.end_step:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
         ctx = StopContext(node.id, node.depth, step, node.start_step, node.end_step, live.min_step, objective,
@@ -230,7 +248,8 @@ class Coordinator:
     def tell(self, trained: Trained) -> None:
         """Score a segment the executor finished and back it up the tree (one transaction)."""
         live = self.live.pop(trained.node_id)
-        live.stopper.close()
+        if live.stopper is not None:
+            live.stopper.close()
         node, objective = live.node, self.task.objective
         if trained.interrupted:
             self.store.interrupt_running(self.search_id, [node.id])
@@ -267,8 +286,10 @@ class Coordinator:
                 self._finish(node, NodeStatus.DONE, val, trained.metrics.get(objective.test_metric),
                              trained.steps_done, trained.train_s, checkpoint_ref(node.id),
                              trained.checkpoint_sha256, metrics=dict(trained.metrics))
-        if self.store.node(node.id).checkpoint is None:  # a failed segment may have written one
+        finished = self.store.node(node.id)
+        if finished.checkpoint is None:  # a failed segment may have written one
             (self.run_dir / checkpoint_ref(node.id)).unlink(missing_ok=True)
+        self.policy.told(finished)
         self._retain()
 
     def _finish(self, node: Node, status: NodeStatus, val: float | None, test: float | None, steps: int,
@@ -295,10 +316,10 @@ class Coordinator:
 
     def _retain(self) -> None:
         """Delete the checkpoints no policy can select any more (recorded in the store first)."""
-        nodes = self.nodes()
+        nodes, closed = self.nodes(), self.store.closed(self.search_id)
         doomed = retention.doomed(nodes, keep=self.config.checkpoints.keep, objective=self.task.objective,
-                                  max_depth=self.config.max_depth, closed=self.store.closed(self.search_id),
-                                  in_flight=self.in_flight())
+                                  max_depth=self.config.max_depth, in_flight=self.in_flight(),
+                                  may_expand=lambda n: self.policy.may_expand(n, nodes, closed))
         for n in doomed:
             self.store.drop_checkpoint(n.id, "retention: no policy can select it as a parent")
             (self.run_dir / n.checkpoint).unlink(missing_ok=True)
@@ -373,7 +394,8 @@ class Coordinator:
     def close(self) -> None:
         self.executor.close()
         for live in self.live.values():
-            live.stopper.close()
+            if live.stopper is not None:
+                live.stopper.close()
         self.manager.close()
         if self.fallback is not None:
             self.fallback.close()
