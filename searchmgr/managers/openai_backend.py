@@ -7,8 +7,9 @@ One :class:`ChatBackend` wraps the official ``openai`` client with the settings 
   schema (``response_format: json_schema``: OpenAI, vLLM); a server that refuses it
   (an error whose message is about ``response_format``, as OpenAI's 400 or
   llama.cpp's 500; a 400 about anything else, such as the context length, is no
-  refusal and changes no mode) is asked with the schema inside JSON mode (``json_object`` + ``schema``: llama.cpp's
-  grammar-constrained decoding), then in plain JSON mode, then in plain text; the
+  refusal and changes no mode) is asked with the schema inside JSON mode
+  (``json_object`` + ``schema``: llama.cpp's grammar-constrained decoding), then
+  in plain JSON mode, then in plain text; the
   mode that worked is kept for later requests. The verifier parses whatever comes back.
 * **bounded retries with backoff** on network errors, timeouts, 429 and 5xx (the
   client's own retries are off, so the count is exactly ``max_retries``); after
