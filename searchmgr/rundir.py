@@ -80,9 +80,8 @@ class Owner:
 class RunLock:
     """The owner lock of a run directory; :meth:`release` (or the process's death) frees it."""
 
-    def __init__(self, fd: int, path: Path, previous: Owner | None):
+    def __init__(self, fd: int, previous: Owner | None):
         self.fd: int | None = fd
-        self.path = path
         self.previous = previous  # a dead owner whose lock this one took over, if any
 
     @classmethod
@@ -102,11 +101,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         os.fsync(fd)
-        return cls(fd, path, previous)
-
-    @property
-    def held(self) -> bool:
-        return self.fd is not None
+        return cls(fd, previous)
 
     def release(self) -> None:
         if self.fd is None:
@@ -245,5 +240,8 @@ def create_run(run_dir: Path, build: Callable[[Path, TreeStore], None], redact: 
         lock.release()
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    lock.path = run_dir / LOCK_NAME
-    return Run(run_dir, lock, TreeStore(run_dir / DB_NAME, redact=redact))
+    try:  # the lock is on the lock file's inode: it moved with the directory and is still ours
+        return Run(run_dir, lock, TreeStore(run_dir / DB_NAME, redact=redact))
+    except BaseException:
+        lock.release()
+        raise

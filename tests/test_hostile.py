@@ -7,7 +7,6 @@ and serve them from a real local HTTP server to the real ``openai`` client.
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 from fake_openai_server import FakeOpenAI, decision

@@ -128,7 +128,6 @@ def test_unusable_out_is_refused_before_training(tmp_path, make, out, needle):
     target = out if out == "/" else str(tmp_path / out)
     with pytest.raises(RunDirError, match=needle):
         explore(SMOKE + [f"out={target}"])
-    assert isinstance(RunDirError("x"), ConfigError)
 
 
 def test_empty_out_is_refused(tmp_path):
