@@ -21,9 +21,12 @@ import sys
 import traceback
 from pathlib import Path
 
+from searchmgr.store.db import MIGRATIONS
+
 OPTIONS = ["task=toy", "preset=smoke", "width=16", "segment_steps=10", "eval_every=5", "max_depth=4",
            "budget.steps=400", "seed=1"]
-CREATION_POINTS = 6  # kill points while a run is created (migration, search, root, root done, event, rename)
+# kill points while a run is created: one per migration, the search, the root, the root done, the event, the rename
+CREATION_POINTS = len(MIGRATIONS) + 5
 
 
 def snapshot(workdir: Path, run: Path) -> dict:
@@ -38,7 +41,7 @@ def snapshot(workdir: Path, run: Path) -> dict:
         out["duplicate_metrics"] = con.execute(
             "SELECT COUNT(*) FROM (SELECT node_id, step, key FROM metrics GROUP BY node_id, step, key "
             "HAVING COUNT(*) > 1)").fetchone()[0]
-        out["events"] = [r[0] for r in con.execute("SELECT kind FROM events ORDER BY id")]
+        out["events"] = [list(r) for r in con.execute("SELECT kind, node_id FROM events ORDER BY id")]
         out["integrity"] = con.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         con.close()
@@ -96,7 +99,8 @@ def main(workdir: Path, out: Path, seed: int, kills: int) -> None:
         if pid == 0:
             child(run, kill_at)
         _, status = os.waitpid(pid, 0)
-        records.append({"phase": "create" if creating and kill_at <= CREATION_POINTS else "resume", "kill_at": kill_at,
+        phase = ("create" if not (run / "tree.db").exists() else "search") if creating else "resume"
+        records.append({"phase": phase, "kill_at": kill_at,
                         "exit": os.waitstatus_to_exitcode(status), "after": snapshot(workdir, run)})
     explore([], resume=run)  # to completion, no kill
     records.append({"phase": "final", "kill_at": None, "exit": 0, "after": snapshot(workdir, run)})

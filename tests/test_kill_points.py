@@ -41,8 +41,10 @@ def test_random_kill_points_lose_and_corrupt_nothing(tmp_path):
         for nid, old in prev.items():  # no node lost; finished nodes never change
             assert nid in nodes, (nid, why)
             if old["status"] in FINISHED:
-                for key in ("status", "val_score", "finished_at", "checkpoint", "recipe"):
+                for key in ("status", "val_score", "finished_at", "recipe"):
                     assert nodes[nid][key] == old[key], (nid, key, why)
+                if nodes[nid]["checkpoint"] != old["checkpoint"]:  # only retention may drop it, and says so
+                    assert nodes[nid]["checkpoint"] is None and ["checkpoint_deleted", nid] in after["events"], why
         for n in nodes.values():
             assert n.get("checkpoint_ok", True), (n, why)  # every recorded checkpoint is intact
         root = next(n for n in nodes.values() if n["parent_id"] is None)
@@ -52,7 +54,7 @@ def test_random_kill_points_lose_and_corrupt_nothing(tmp_path):
     statuses = [n["status"] for n in final["nodes"]]
     assert all(s in FINISHED for s in statuses), (statuses, why)
     assert final["lock"] == "", why  # released
-    assert "interrupted" in final["events"], why
+    assert any(kind == "interrupted" for kind, _ in final["events"]), why
     fixed = [n for n in final["nodes"] if n["source"] == "fixed"]
     assert len(fixed) == 4 and all(n["status"] == "done" for n in fixed), why
     assert sum(n["steps_trained"] for n in final["nodes"]) <= 400, why
