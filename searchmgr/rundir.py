@@ -121,7 +121,7 @@ def _store_path(run_dir: Path) -> Path:
 
 def open_run(run_dir: str | Path) -> TreeStore:
     """The run's store, read-only and without the lock (for show, export, reports)."""
-    return TreeStore(_store_path(Path(run_dir)), readonly=True)
+    return TreeStore.read_only(_store_path(Path(run_dir)))
 
 
 def stored_config(row: dict) -> SearchConfig:

@@ -10,6 +10,7 @@ from typing import Any
 
 from searchmgr import tree as T
 from searchmgr.rundir import open_run, stored_config
+from searchmgr.store import TreeStore
 from searchmgr.tasks import task_class
 
 FORMAT = "searchmgr.schedule/1"
@@ -91,24 +92,29 @@ class Schedule:
 
 def export_schedule(run_dir: str | Path) -> Schedule:
     """The best root-to-leaf schedule of the run at ``run_dir`` (by validation score)."""
-    from searchmgr.repair import damage_lines
-
     run_dir = Path(run_dir)
     with open_run(run_dir) as store:
-        row = store.search()
-        config = stored_config(row).model_dump(mode="json")
-        damage = damage_lines(store, run_dir, row["id"])
-        objective = task_class(row["task"]).objective
-        nodes = store.nodes(row["id"])
-        best = T.best_leaf(nodes, objective, config["max_depth"])
-        if best is None:
-            raise ScheduleError(f"{run_dir} has no finished segment yet; run `searchmgr explore --resume {run_dir}`")
-        segments = []
-        for n in T.path_to(nodes, best.id)[1:]:
-            d = store.decision(n.decision_id).parsed if n.decision_id else None
-            segments.append(ScheduleSegment(n.start_step, n.end_step, n.recipe, n.id, n.source, n.val_score,
-                                            n.test_score, d))
-        fixed = T.fixed_path(nodes)[-1]
+        return schedule_of(store, run_dir)
+
+
+def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
+    """The best root-to-leaf schedule in ``store`` (read-only stores too), with the run's checkpoint damage."""
+    from searchmgr.repair import damage_lines
+
+    row = store.search()
+    config = stored_config(row).model_dump(mode="json")
+    damage = damage_lines(store, run_dir, row["id"])
+    objective = task_class(row["task"]).objective
+    nodes = store.nodes(row["id"])
+    best = T.best_leaf(nodes, objective, config["max_depth"])
+    if best is None:
+        raise ScheduleError(f"{run_dir} has no finished segment yet; run `searchmgr explore --resume {run_dir}`")
+    segments = []
+    for n in T.path_to(nodes, best.id)[1:]:
+        d = store.decision(n.decision_id).parsed if n.decision_id else None
+        segments.append(ScheduleSegment(n.start_step, n.end_step, n.recipe, n.id, n.source, n.val_score,
+                                        n.test_score, d))
+    fixed = T.fixed_path(nodes)[-1]
     return Schedule(
         task=row["task"], segments=tuple(segments),
         objective={"metric": objective.metric, "direction": objective.direction.value,

@@ -14,7 +14,7 @@ import os
 import socket
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from searchmgr import rundir
 from searchmgr import tree as T
@@ -174,11 +174,13 @@ def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | 
 
 
 def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Path | None = None,
-            reporter: Reporter | None = None) -> Outcome:
+            reporter: Reporter | None = None, on_start: Callable[[Path], None] | None = None) -> Outcome:
     """Run (or continue) a search; the Python twin of ``searchmgr explore``.
 
     ``overrides`` are ``key=value`` words or an already nested mapping. With
     ``resume``, only budget, manager, stopper, uct, executor and checkpoint settings may change.
+    ``on_start(run_dir)`` is called once the run's store exists, before training
+    (``--serve`` starts the service there).
     """
     data = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
     if resume is not None:
@@ -192,6 +194,8 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
         coordinator = create_run(build_config(data), reporter)
     try:
+        if on_start is not None:
+            on_start(coordinator.run_dir)
         return coordinator.run()
     except KeyboardInterrupt:
         ids = coordinator.interrupt()
