@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from searchmgr import tree as T
-from searchmgr.store import DecisionKind, Node, TreeStore
+from searchmgr.rundir import open_run, stored_config
+from searchmgr.store import DecisionKind, Node
 from searchmgr.surface import Role, Scale
 from searchmgr.tasks import Direction, Objective
 
@@ -120,13 +121,10 @@ def _objective(task: str) -> Objective:
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read the run at ``run_dir`` (a directory made by ``searchmgr explore``)."""
-    from searchmgr.search import DB_NAME, RunNotFound
-
     run_dir = Path(run_dir)
-    if not (run_dir / DB_NAME).exists():
-        raise RunNotFound(run_dir)
-    with TreeStore(run_dir / DB_NAME) as store:
+    with open_run(run_dir) as store:
         row = store.search()
+        row["config"] = stored_config(row).model_dump(mode="json")
         nodes = tuple(store.nodes(row["id"]))
         metrics = {n.id: store.metrics(n.id) for n in nodes}
         decisions = {n.id: (store.decision(n.decision_id).parsed if n.decision_id else None) for n in nodes}

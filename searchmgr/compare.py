@@ -24,7 +24,7 @@ from searchmgr import tree as T
 from searchmgr.config import ConfigError, build_config, merge, parse_overrides
 from searchmgr.managers import manager_names
 from searchmgr.progress import Reporter
-from searchmgr.store import TreeStore
+from searchmgr.rundir import open_run
 
 BASELINES = ("grid", "random", "tpe", "pbt")
 DEFAULT_METHODS = ("tree", "grid", "random", "tpe", "pbt")
@@ -96,7 +96,7 @@ def _se(xs: list[float]) -> float:
 
 def run_summary(run: Path, objective, max_depth: int) -> dict:
     """What compare records of one run, and its best-so-far curve over steps spent."""
-    with TreeStore(run / "tree.db") as store:
+    with open_run(run) as store:
         sid = store.search()["id"]
         nodes = store.nodes(sid)
         wall = sum(json.loads(e["data"] or "{}").get("wall_s", 0.0) for e in store.events(sid) if e["kind"] == "stopped")

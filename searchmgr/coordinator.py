@@ -34,6 +34,8 @@ from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, mana
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
+from searchmgr.repair import quarantine
+from searchmgr.rundir import RunLock
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
@@ -43,6 +45,12 @@ from searchmgr.telemetry import summarize
 
 def checkpoint_ref(node_id: int) -> str:
     return f"checkpoints/node_{node_id:05d}.pt"
+
+
+def diverged(metrics: dict[str, float], metric: str, step: int) -> str | None:
+    """Why a segment must stop at this evaluation (its objective is not finite), or None."""
+    value = metrics.get(metric)
+    return None if value is None or math.isfinite(value) else f"diverged at step {step}: {metric}={value}"
 
 
 @dataclass
@@ -57,6 +65,7 @@ class _Live:
     used_before: int
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     stopped_at: tuple[int, dict[str, float]] | None = None
+    diverged: str | None = None  # why, at the first non-finite evaluation of the objective
 
 
 class Coordinator:
@@ -64,7 +73,8 @@ class Coordinator:
 
     def __init__(self, run_dir: Path, config: SearchConfig, task: Task, task_spec: TaskSpec, store: TreeStore,
                  search_id: int, reporter: Reporter | None = None, executor: Executor | None = None,
-                 search_policy: policy.Policy | None = None):
+                 search_policy: policy.Policy | None = None, owner: RunLock | None = None):
+        self.owner = owner  # the run's lock, released by close()
         self.run_dir = run_dir
         self.config = config
         self.task = task
@@ -85,7 +95,7 @@ class Coordinator:
         self.queued: deque[Node] = deque()  # asked ahead, waiting for a free worker
         self.live: dict[int, _Live] = {}  # submitted to the executor
         self.propose_s = 0.0  # seconds spent planning and proposing
-        self.reporter.start(task.objective.metric, config.budget.steps)
+        self.reporter.start(task.objective.metric, config.budget.steps, store.redact)
 
     # snapshots ------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -225,6 +235,10 @@ class Coordinator:
         node, objective = live.node, self.task.objective
         self.store.add_metrics(node_id, step, metrics, step - node.start_step)
         self.reporter.evaluated(node, step, metrics, live.used_before + step - node.start_step)
+        live.diverged = diverged(metrics, objective.metric, step)
+        if live.diverged:
+            live.stopped_at = (step, dict(metrics))
+            return True
         if live.stopper is None or objective.metric not in metrics or step >= node.end_step:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
@@ -256,6 +270,11 @@ class Coordinator:
                                  data={"traceback": trained.traceback})
             self._finish(node, NodeStatus.FAILED, None, None, self.store.node(node.id).steps_trained,
                          trained.train_s, error=trained.error)
+            if trained.parent_damaged:  # no child can train from that parent: take it out of the search
+                quarantine(self.store, self.store.node(node.parent_id), trained.parent_damaged, self.in_flight())
+        elif live.diverged:
+            self._finish(node, NodeStatus.FAILED, None, None, live.stopped_at[0] - node.start_step, trained.train_s,
+                         error=live.diverged)
         elif live.stopped_at is not None:
             step, metrics = live.stopped_at
             steps = max(step - node.start_step, trained.steps_done)
@@ -395,3 +414,5 @@ class Coordinator:
         if self.fallback is not None:
             self.fallback.close()
         self.store.close()
+        if self.owner is not None:
+            self.owner.release()

@@ -10,26 +10,24 @@ baseline; then UCT with virtual-child expansion decides (:mod:`searchmgr.policy`
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from searchmgr import rundir
 from searchmgr import tree as T
 from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.coordinator import Coordinator
 from searchmgr.executors import ExecutorUnavailable, TaskSpec
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
+from searchmgr.repair import repair
+from searchmgr.rundir import CONFIG_NAME, Run
+from searchmgr.sanitize import Redactor, cap, shorten
 from searchmgr.store import NodeStatus, TreeStore, save_checkpoint
 from searchmgr.tasks import Task, TaskOptionsError, UnknownTask, make_task, task_class
-
-DB_NAME = "tree.db"
-CONFIG_NAME = "config.json"
-
-
-class RunNotFound(FileNotFoundError):
-    def __str__(self) -> str:
-        return f"{self.args[0]} is not a run directory (no {DB_NAME}); give the out= of an earlier explore"
 
 
 def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
@@ -66,61 +64,77 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
     return config, task
 
 
-def _coordinator(run_dir: Path, config: SearchConfig, task: Task, store: TreeStore, search_id: int,
+def _coordinator(run: Run, config: SearchConfig, task: Task, search_id: int,
                  reporter: Reporter | None) -> Coordinator:
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
     try:
-        return Coordinator(run_dir, config, task, TaskSpec(config.task, config.task_options), store, search_id,
-                           reporter)
+        return Coordinator(run.path, config, task, TaskSpec(config.task, config.task_options), run.store, search_id,
+                           reporter, owner=run.lock)
     except ExecutorUnavailable as e:
-        store.close()
+        run.close()
         raise ConfigError(str(e)) from None
 
 
-def create_run(config: SearchConfig, reporter: Reporter | None = None) -> Coordinator:
-    """Create a run directory for ``config``: the task's root checkpoint and the fixed baseline's start."""
-    config, task = resolve(config)
-    run_dir = config.out or Path("runs") / f"{config.task}-{datetime.now():%Y%m%d-%H%M%S}"
-    if (run_dir / DB_NAME).exists():
-        raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr explore --resume "
-                          f"{run_dir}` or choose another out=")
-    config = config.model_copy(update={"out": run_dir})
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Task) -> None:
+    """A new run's contents: its config, the search row and the root (the untrained model, the base recipe)."""
+    try:
+        info = task.info()
+        state = task.init(config.seed)
+    except (ValueError, OSError) as e:  # bad data files and the like: the options are at fault
+        raise ConfigError(f"task {task.name} cannot start: {type(e).__name__}: {cap(str(e), 400)}; fix its "
+                          "options (data=, preset= ...)") from e
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-    store = TreeStore(run_dir / DB_NAME)
-    info = task.info()
     sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
                               task.surface.fingerprint(), info)
-    coordinator = _coordinator(run_dir, config, task, store, sid, reporter)
-    for k, v in info.items():
-        coordinator.reporter.message(f"{k}: {v}")
-    # the root: the untrained model, the base recipe
-    state = task.init(config.seed)
     root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
     ref = f"checkpoints/node_{root.id:05d}.pt"
     sha = save_checkpoint(state, run_dir / ref)
     store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
                       steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-    store.add_event(sid, "created", f"run created for task {task.name}", data={"info": info})
+    store.add_event(sid, "created", f"run created for task {task.name}",
+                    data={"info": info, "pid": os.getpid(), "host": socket.gethostname()})
+
+
+def create_run(config: SearchConfig, reporter: Reporter | None = None) -> Coordinator:
+    """Create a run directory for ``config`` atomically (:func:`searchmgr.rundir.create_run`): the task's root
+    checkpoint and the fixed baseline's start; the returned coordinator owns the run until it is closed."""
+    if config.out is not None:
+        rundir.check_new(config.out)  # before the task builds its data
+    config, task = resolve(config)
+    run_dir = config.out or Path("runs") / f"{config.task}-{datetime.now():%Y%m%d-%H%M%S}"
+    config = config.model_copy(update={"out": run_dir})
+    run = rundir.create_run(run_dir, lambda stage, store: _build_root(stage, store, config, task),
+                            Redactor.from_env(config.manager.api_key_env))
+    row = run.store.search()
+    coordinator = _coordinator(run, config, task, row["id"], reporter)
+    for k, v in row["info"].items():
+        coordinator.reporter.message(f"{k}: {v}")
     return coordinator
 
 
 def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None,
-           reporter: Reporter | None = None) -> Coordinator:
-    """Reopen a run; only budget, manager, stopper, uct, executor and checkpoint settings may change."""
-    run_dir = Path(run_dir)
-    if not (run_dir / DB_NAME).exists():
-        raise RunNotFound(run_dir)
-    store = TreeStore(run_dir / DB_NAME)
+               reporter: Reporter | None = None) -> Coordinator:
+    """Reopen a run and own it (:func:`searchmgr.rundir.claim_run`); only budget, manager, stopper, uct,
+    executor and checkpoint settings may change. Damaged checkpoints are repaired before training."""
+    run = rundir.claim_run(Path(run_dir))
+    try:
+        return _resume(run, overrides, reporter)
+    except BaseException:
+        run.close()
+        raise
+
+
+def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | None) -> Coordinator:
+    run_dir, store = run.path, run.store
     row = store.search()
-    stored = row["config"]
+    stored = rundir.stored_config(row).model_dump(mode="json")
     overrides = dict(overrides or {})
     for key in FROZEN_KEYS:
         if key in overrides and key != "task_options" and overrides[key] != stored.get(key):
-            raise ConfigError(f"resume cannot change {key} ({stored.get(key)!r} -> {overrides[key]!r}); "
+            raise ConfigError(f"resume cannot change {key} ({shorten(stored.get(key))} -> {shorten(overrides[key])}); "
                               "start a new run with out=<new dir> instead")
     changed_opts = {k: v for k, v in overrides.get("task_options", {}).items()
                     if stored["task_options"].get(k) != v}
@@ -140,14 +154,22 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None,
             f"the action surface of task {task.name} changed since this run was created "
             f"({row['surface_fingerprint']} -> {task.surface.fingerprint()}); resume refuses it because the "
             "stored recipes would no longer mean the same; start a new run")
+    store.redact = Redactor.from_env(config.manager.api_key_env)
     store.update_search_config(row["id"], config.model_dump(mode="json"))
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-    coordinator = _coordinator(run_dir, config, task, store, row["id"], reporter)
     ids = store.interrupt_running(row["id"])
     if ids:
         store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
+    repaired = repair(store, run_dir, row["id"])
+    coordinator = _coordinator(run, config, task, row["id"], reporter)
+    if ids:
         coordinator.reporter.message(f"nodes {ids} were interrupted; they will be retrained")
-    store.add_event(row["id"], "resumed", "search resumed", data={"overrides": overrides})
+    for line in repaired.lines():
+        coordinator.reporter.message(line)
+    owner = run.lock.previous
+    store.add_event(row["id"], "resumed", "search resumed", data={
+        "overrides": overrides, "pid": os.getpid(), "host": socket.gethostname(),
+        "took_over_from": str(owner) if owner else None})
     return coordinator
 
 

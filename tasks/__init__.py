@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from searchmgr.sanitize import shorten
 from searchmgr.tasks.base import (
     Direction,
     Family,
@@ -34,7 +35,7 @@ REGISTRY: dict[str, str] = {
 
 class UnknownTask(KeyError):
     def __str__(self) -> str:
-        return f"unknown task {self.args[0]!r}; choose one of {available()}"
+        return f"unknown task {shorten(self.args[0])}; choose one of {available()}"
 
 
 class TaskOptionsError(ValueError):

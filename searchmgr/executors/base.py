@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol
 
-from searchmgr.store import load_checkpoint, save_checkpoint
+from searchmgr.store import CheckpointCorrupt, load_checkpoint, save_checkpoint
 from searchmgr.tasks import Segment, Task
 
 
@@ -65,6 +65,7 @@ class Trained:
     error: str | None = None
     traceback: str | None = None
     interrupted: bool = False
+    parent_damaged: str | None = None  # the parent's checkpoint is missing or corrupt (why)
 
 
 class EvalSink(Protocol):
@@ -88,6 +89,9 @@ def run_job(job: Job, task: Task, on_eval) -> Trained:
     t0 = time.perf_counter()
     try:
         state = load_checkpoint(job.parent_checkpoint, job.parent_sha256)
+    except CheckpointCorrupt as e:
+        return Trained(job.node_id, error=f"CheckpointCorrupt: {e}", parent_damaged=str(e))
+    try:
         result = task.train_segment(state, dict(job.recipe), job.segment, timed)
         del state
         sha = None
