@@ -10,7 +10,7 @@ from typing import Any
 
 from searchmgr import tree as T
 from searchmgr.store import TreeStore
-from searchmgr.tasks import task_class
+from searchmgr.tasks import stored_objective
 
 FORMAT = "searchmgr.schedule/1"
 
@@ -97,7 +97,7 @@ def export_schedule(run_dir: str | Path) -> Schedule:
     with TreeStore(run_dir / DB_NAME) as store:
         row = store.search()
         config = row["config"]
-        objective = task_class(row["task"]).objective
+        objective = stored_objective(row)
         nodes = store.nodes(row["id"])
         best = T.best_leaf(nodes, objective, config["max_depth"])
         if best is None:

@@ -32,7 +32,8 @@ from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.store import (
     DecisionKind, Node, NodeStatus, TreeStore, load_checkpoint, save_checkpoint,
 )
-from searchmgr.tasks import Segment, Task, TaskOptionsError, UnknownTask, make_task, task_class
+from searchmgr.tasks import Segment, Task, TaskError, load_task, reference_of
+from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import summarize
 
 DB_NAME = "tree.db"
@@ -44,21 +45,12 @@ class RunNotFound(FileNotFoundError):
         return f"{self.args[0]} is not a run directory (no {DB_NAME}); give the out= of an earlier explore"
 
 
-def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
-    """Build the task and fill the config's defaults from it; raise :class:`ConfigError` on any problem."""
+def resolve(config: SearchConfig, instance: Task | None = None) -> tuple[SearchConfig, Task]:
+    """Build the task (``instance``, or what ``config.task`` names) and fill the config's defaults from it;
+    raise :class:`ConfigError` on any problem."""
     try:
-        cls = task_class(config.task)
-    except UnknownTask as e:
-        raise ConfigError(str(e)) from None
-    unknown = sorted(set(config.task_options) - set(cls.Options.model_fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown}: not a search key ({sorted(k for k in SearchConfig.model_fields if k != 'task_options')}, "
-            f"or a section field like budget.steps) nor an option of task {config.task} "
-            f"({sorted(cls.Options.model_fields)})")
-    try:
-        task = make_task(config.task, config.task_options)
-    except (UnknownTask, TaskOptionsError) as e:
+        task = load_task(config.task, config.task_options, instance)
+    except TaskError as e:
         raise ConfigError(str(e)) from None
     d = task.search_defaults()
     budget = config.budget.model_copy(update={"steps": config.budget.steps or d.budget_steps})
@@ -68,6 +60,7 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
         "eval_every": config.eval_every or d.eval_every,
         "budget": budget,
         "task_options": task.options.model_dump(mode="json"),
+        "task": task.source.reference,
     })
     config = build_config(config.model_dump(mode="json"))
     config.check_resolved()
@@ -153,24 +146,24 @@ class Search:
         return cls()
 
     @classmethod
-    def create(cls, config: SearchConfig, reporter: Reporter | None = None) -> "Search":
-        config, task = resolve(config)
+    def create(cls, config: SearchConfig, reporter: Reporter | None = None, task: Task | None = None) -> "Search":
+        config, task = resolve(config, task)
         run_dir = config.out or Path("runs") / f"{config.task}-{datetime.now():%Y%m%d-%H%M%S}"
         if (run_dir / DB_NAME).exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr explore --resume "
                               f"{run_dir}` or choose another out=")
         config = config.model_copy(update={"out": run_dir})
+        state = task.init(config.seed)  # before anything is written: a failing init leaves no run behind
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
         store = TreeStore(run_dir / DB_NAME)
         info = task.info()
-        sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
+        sid = store.create_search(config.task, config.model_dump(mode="json"), task.surface.describe(),
                                   task.surface.fingerprint(), info)
         search = cls(run_dir, config, task, store, sid, reporter)
         for k, v in info.items():
             search.reporter.message(f"{k}: {v}")
         # the root: the untrained model, the base recipe
-        state = task.init(config.seed)
         root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
         ref, sha = search._save(root.id, state)
         store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
@@ -180,7 +173,7 @@ class Search:
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: Mapping[str, Any] | None = None,
-               reporter: Reporter | None = None) -> "Search":
+               reporter: Reporter | None = None, task: Task | None = None) -> "Search":
         run_dir = Path(run_dir)
         if not (run_dir / DB_NAME).exists():
             raise RunNotFound(run_dir)
@@ -200,7 +193,7 @@ class Search:
             raise ConfigError("resume keeps the run directory; drop out= or start a new run")
         config = build_config(merge(stored, {k: v for k, v in overrides.items() if k != "out"}))
         config = config.model_copy(update={"out": run_dir})
-        config, task = resolve(config)
+        config, task = resolve(config, task)
         if task.surface.fingerprint() != row["surface_fingerprint"]:
             raise ConfigError(
                 f"the action surface of task {task.name} changed since this run was created "
@@ -518,6 +511,8 @@ class Search:
                                  data={"traceback": traceback.format_exc()})
             self._finish(node, NodeStatus.FAILED, None, None, self.store.node(node.id).steps_trained, spent,
                          error=error)
+            if isinstance(e, TaskContractError):  # a broken plug-in: stop at its first bad segment
+                raise
             return spent
         spent = time.perf_counter() - t0 - callback_s
         val = result.metrics.get(objective.metric)
@@ -568,15 +563,19 @@ class Search:
 
 
 def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Path | None = None,
-            reporter: Reporter | None = None) -> Outcome:
+            reporter: Reporter | None = None, task: Task | None = None) -> Outcome:
     """Run (or continue) a search; the Python twin of ``searchmgr explore``.
 
     ``overrides`` are ``key=value`` words or an already nested mapping. With
     ``resume``, only budget, manager, stopper and uct settings may change.
+    ``task`` is a ready Task instance instead of ``task=<name or reference>``
+    (resume re-imports its class, or takes the same instance again).
     """
     data = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
+    if task is not None:
+        data["task"] = reference_of(task)
     if resume is not None:
-        search = Search.resume(Path(resume), data, reporter)
+        search = Search.resume(Path(resume), data, reporter, task)
     else:
         if data.get("manager", {}).get("name") == "replay" and data.get("manager", {}).get("replay"):
             from searchmgr.managers.replay import replay_config
@@ -584,7 +583,7 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
             data = replay_config(data)  # the original run's task, seed, budget ...; overrides win
         if "task" not in data:
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
-        search = Search.create(build_config(data), reporter)
+        search = Search.create(build_config(data), reporter, task)
     try:
         return search.run()
     except KeyboardInterrupt:
