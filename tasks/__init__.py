@@ -197,7 +197,7 @@ def load(reference: str) -> tuple[Any, TaskSource]:
         raise PluginImportError(f"task={reference!r} is not module:attr or path/to/file.py:attr")
     is_file = left.endswith(".py") or "/" in left or "\\" in left
     module, source = _import_file(left, reference) if is_file else _import_module(left, reference)
-    where = f"{'file' if is_file else 'module'} {source.path or source.module}"
+    where = f"file {source.path}" if is_file else f"module {source.module} ({source.path})"
     return _attribute(module, attr, where), source
 
 
