@@ -42,6 +42,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             table.add_row(k.name, f"[{k.low:g}, {k.high:g}]", k.scale.value, k.step_limit_text(), k.role.value,
                           f"{base[k.name]:g}", k.effect)
         console.print(table)
+        for c in task.surface.constraints:
+            console.print(f"constraint: {escape(c.text())}")
         console.print()
     return 0
 
