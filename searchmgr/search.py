@@ -32,7 +32,7 @@ from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.store import (
     DecisionKind, Node, NodeStatus, TreeStore, load_checkpoint, save_checkpoint,
 )
-from searchmgr.tasks import Segment, Task, TaskError, load_task, reference_of
+from searchmgr.tasks import Segment, Task, TaskError, load_task, reference_of, source_change
 from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import summarize
 
@@ -206,7 +206,11 @@ class Search:
         if ids:
             store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
             search.reporter.message(f"nodes {ids} were interrupted; they will be retrained")
-        store.add_event(row["id"], "resumed", "search resumed", data={"overrides": overrides})
+        changed = source_change(row["info"], task)
+        if changed:
+            search.reporter.message(changed)
+        store.add_event(row["id"], "resumed", changed or "search resumed",
+                        data={"overrides": overrides, "task_source": task.source.to_info()})
         return search
 
     # checkpoints ----------------------------------------------------------------

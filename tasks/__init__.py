@@ -204,6 +204,10 @@ def load(reference: str) -> tuple[Any, TaskSource]:
 def reference_of(task: Task) -> str:
     """The reference that re-imports ``task``'s class: ``module:Class``, or ``file.py:Class`` when the
     class lives in a script or a file-imported plug-in."""
+    from searchmgr.tasks.contract import CheckedTask
+
+    if isinstance(task, CheckedTask):
+        return task.source.reference
     cls = type(task)
     module = sys.modules.get(cls.__module__)
     file = getattr(module, "__file__", None)
@@ -287,6 +291,8 @@ def validate(task: Task, reference: str) -> None:
     if not isinstance(getattr(task, "family", None), Family):
         problems.append(f"family must be one of {[f.name for f in Family]} (Family.SUPERVISED ...), "
                         f"not {getattr(task, 'family', None)!r}")
+    if not isinstance(getattr(task, "options", None), TaskOptions):
+        problems.append("call super().__init__(options) in __init__ (the task's options are missing)")
     if not isinstance(getattr(task, "description", None), str):
         problems.append("set description = '<what is trained, on what, towards which goal>' (it goes into prompts)")
     obj = getattr(task, "objective", None)
@@ -326,6 +332,8 @@ def load_task(reference: str, options: Mapping[str, Any] | None = None, instance
     from searchmgr.tasks.contract import CheckedTask
 
     options = dict(options or {})
+    if isinstance(instance, CheckedTask):
+        instance = instance.inner
     if instance is not None:
         task = _build(instance, reference, options)
         module = type(instance).__module__
@@ -351,6 +359,15 @@ def make_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
     return load_task(name, options).inner
 
 
+def source_change(info: Mapping[str, Any], task: Task) -> str | None:
+    """A note when a resumed run's plug-in file differs from the one recorded at creation, else ``None``."""
+    then, now = (info or {}).get("task_source") or {}, getattr(task, "source", None)
+    if now is None or not then.get("sha256") or then.get("sha256") == now.sha256:
+        return None
+    return (f"the task's file changed since the run was created: {then.get('path')} had sha256 "
+            f"{then['sha256'][:12]}..., {now.path} now has {(now.sha256 or '?')[:12]}...; resuming with the new code")
+
+
 def stored_objective(run: Mapping[str, Any]) -> Objective:
     """The objective of a stored run (its ``searches`` row): recorded in its info, else its task class's."""
     data = (run.get("info") or {}).get("objective")
@@ -365,5 +382,5 @@ __all__ = [
     "Direction", "Family", "Objective", "OnEval", "Segment", "SegmentResult", "SearchDefaults", "Task",
     "TaskOptions", "TieBreak", "TaskError", "UnknownTask", "PluginImportError", "NotATask", "InvalidTask",
     "TaskOptionsError", "SourceKind", "TaskSource", "ENTRY_POINT_GROUP", "available", "is_reference", "load",
-    "load_task", "make_task", "reference_of", "stored_objective", "task_class", "validate",
+    "load_task", "make_task", "reference_of", "source_change", "stored_objective", "task_class", "validate",
 ]

@@ -155,3 +155,24 @@ def test_contract_breach_stops_at_the_first_segment(tmp_path, case, changes, mes
     con = sqlite3.connect(run / "tree.db")
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     con.close()
+
+
+def test_resume_reimports_the_file_and_names_it_when_it_is_gone(tmp_path):
+    path = write_plugin(tmp_path)
+    run = tmp_path / "run"
+    explore([f"task={path}:LineTask", f"out={run}", "budget.steps=20", "stopper.name=none"])
+    path.write_text(path.read_text() + "\n# edited\n")
+    explore(["budget.steps=40"], resume=run)
+    with TreeStore(run / "tree.db") as store:
+        resumed = [e for e in store.events(1) if e["kind"] == "resumed"][-1]
+    assert resumed["message"].startswith("the task's file changed since the run was created")
+    path.unlink()
+    with pytest.raises(ConfigError, match=f"task file {path.resolve()} does not exist"):
+        explore(["budget.steps=60"], resume=run)
+
+
+def test_a_task_that_skips_super_init_is_named(tmp_path):
+    path = write_plugin(tmp_path)
+    path.write_text(path.read_text() + "\n\nclass NoInit(LineTask):\n    def __init__(self, options=None):\n        pass\n")
+    with pytest.raises(ConfigError, match=r"call super\(\).__init__\(options\)"):
+        explore([f"task={path}:NoInit", f"out={tmp_path / 'run'}"])
