@@ -10,6 +10,11 @@ parent's own score, both normalised to [0, 1] over every score the tree has
 observed. ``p`` is expanded when the virtual child wins and ``k < k_max``; otherwise
 selection descends into the best child. Nodes are read from an immutable
 :class:`TreeView`; nothing here touches the store.
+
+With several workers, nodes still training are *unobserved* visits (WU-UCT, "Watch
+the Unobserved", ICLR 2020): ``N`` in the exploration terms is completed plus pending
+visits, ``O(n)`` being the number of in-flight nodes at or below ``n``, while ``Q``
+averages completed visits only. With nothing in flight this is plain UCT.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ class NodeView:
     utility: float | None
     visits: int
     value_sum: float
+    pending: int = 0  # in-flight nodes at or below this one (unobserved visits, WU-UCT)
+
+    @property
+    def n(self) -> int:
+        """Visits for the exploration term: completed plus pending."""
+        return self.visits + self.pending
 
 
 @dataclass(frozen=True)
@@ -123,12 +134,12 @@ def select(tree: TreeView, *, c: float, k_max: int, max_depth: int) -> Selection
         open_kids = [k for k in kids if has_room(tree, k, k_max=k_max, max_depth=max_depth)]
         can_expand = len(kids) < k_max
         q_prior = norm(p.utility)
-        v = virtual_score(q_prior, p.visits, len(kids), c=c) if can_expand else -math.inf
+        v = virtual_score(q_prior, p.n, len(kids), c=c) if can_expand else -math.inf
         best, best_score = None, -math.inf
         for k in open_kids:
             ch = tree.nodes[k]
             q = norm(ch.value_sum / ch.visits) if ch.visits > UNVISITED else 0.0
-            s = uct_score(q, p.visits, ch.visits, c=c)
+            s = uct_score(q, p.n, ch.n, c=c)
             if s > best_score:
                 best, best_score = k, s
         if can_expand and (best is None or v > best_score):

@@ -176,3 +176,20 @@ def test_a_task_that_skips_super_init_is_named(tmp_path):
     path.write_text(path.read_text() + "\n\nclass NoInit(LineTask):\n    def __init__(self, options=None):\n        pass\n")
     with pytest.raises(ConfigError, match=r"call super\(\).__init__\(options\)"):
         explore([f"task={path}:NoInit", f"out={tmp_path / 'run'}"])
+
+
+def test_contract_breach_in_a_worker_process_stops_the_search_too(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(TaskContractError, match=r"the final metrics lack \['test/loss'\]"):
+        explore([f"task={write_plugin(tmp_path, TEST='False')}:LineTask", f"out={run}", "executor.name=process"])
+    with TreeStore(run / "tree.db") as store:
+        assert [n.status for n in store.nodes(1)] == [NodeStatus.DONE, NodeStatus.FAILED]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["node_00001.pt"]
+
+
+def test_an_instance_trains_inline_only(tmp_path):
+    from searchmgr.tasks.toy import ToyTask
+
+    with pytest.raises(ConfigError, match="executor.name=inline"):
+        explore([f"out={tmp_path / 'run'}", "executor.name=process"], task=ToyTask())
+    assert not (tmp_path / "run").exists()
