@@ -16,6 +16,7 @@ from searchmgr.store import NodeStatus, TreeStore
 from searchmgr.surface import Knob, Role, Scale
 from searchmgr.tasks import load_task
 from searchmgr.tasks.base import Segment
+from searchmgr.tasks.testing import check_task
 from tests.test_kill_resume import snapshot
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "hf_gpt2_task.py") + ":TinyGPT2Stories"
@@ -31,6 +32,10 @@ def task():
 
 def segment(task, ckpt, recipe, start, on_eval=lambda s, m: False):
     return task.train_segment(ckpt, recipe, Segment(start, 8, 16, 4), on_eval)
+
+
+def test_the_example_keeps_the_task_contract(task):
+    check_task(task)
 
 
 def test_child_runs_its_own_recipe_not_the_parents_restored_one(task):
