@@ -1,6 +1,7 @@
 """TrainerTask: the recipe wins over what HF's resume restores, mismatches fail loudly, SIGKILL and resume."""
 
 import io
+import math
 import os
 import signal
 import subprocess
@@ -52,6 +53,24 @@ def test_child_runs_its_own_recipe_not_the_parents_restored_one(task):
         assert {k: m[f"hp/{k}"] for k in B} == pytest.approx(B)
     assert second.metrics["train/learning_rate"] < 1e-3  # the cosine factor on the new peak, not the old one
     assert "test/loss" in second.metrics and "val/loss" in second.metrics
+
+
+def test_label_smoothing_warmup_and_selected_dropout_take_effect_after_the_resume(task):
+    from searchmgr.hf import knobs
+
+    t = TrainerTask(name="more", model_init=task.model_init, args=task.args, train_dataset=task.datasets["train"],
+                    eval_dataset=task.datasets["eval"], test_dataset=task.datasets["test"],
+                    knobs=[knobs.learning_rate(1e-4, 1e-2), knobs.label_smoothing(0.0, 0.3),
+                           knobs.warmup_ratio(0.0, 0.5),
+                           knobs.dropout(0.0, 0.5, modules=r"attn\.attn_dropout$", name="attn_dropout")],
+                    base_recipe={"learning_rate": 3e-3, "label_smoothing_factor": 0.0, "warmup_ratio": 0.0,
+                                 "attn_dropout": 0.0}, search_defaults=task.search_defaults())
+    child = {"learning_rate": 1e-3, "label_smoothing_factor": 0.1, "warmup_ratio": 0.25, "attn_dropout": 0.2}
+    first = segment(t, t.init(0), t.base_recipe(), 0)
+    second = segment(t, first.checkpoint, child, 8)
+    assert {k: second.metrics[f"hp/{k}"] for k in child} == pytest.approx(child)
+    # the new peak under a cosine after the new 4-step warmup (0.25 x 16), at the last update (step 15)
+    assert second.metrics["train/learning_rate"] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 11 / 12)))
 
 
 def test_a_knob_that_does_not_take_effect_fails_the_segment(task):
