@@ -276,7 +276,8 @@ def _parameters(fn: Any) -> list[inspect.Parameter]:
         return []
 
 
-def _namespaced(key: Any) -> bool:
+def is_namespaced(key: Any) -> bool:
+    """``'val/loss'`` yes; ``'loss'``, ``'/loss'``, ``'val/'`` no."""
     if not isinstance(key, str):
         return False
     head, sep, tail = key.partition("/")
@@ -300,7 +301,7 @@ def validate(task: Task, reference: str) -> None:
         problems.append("objective must be Objective('val/<metric>', Direction.MINIMIZE or MAXIMIZE, "
                         "'test/<metric>')")
     else:
-        bad = [m for m in (obj.metric, obj.test_metric) if not _namespaced(m)]
+        bad = [m for m in (obj.metric, obj.test_metric) if not is_namespaced(m)]
         if bad:
             problems.append(f"objective metrics {bad} need a namespace: name them like 'val/loss' and 'test/loss'")
     if problems:
@@ -381,6 +382,6 @@ def _errors(e: ValidationError) -> str:
 __all__ = [
     "Direction", "Family", "Objective", "OnEval", "Segment", "SegmentResult", "SearchDefaults", "Task",
     "TaskOptions", "TieBreak", "TaskError", "UnknownTask", "PluginImportError", "NotATask", "InvalidTask",
-    "TaskOptionsError", "SourceKind", "TaskSource", "ENTRY_POINT_GROUP", "available", "is_reference", "load",
+    "TaskOptionsError", "is_namespaced", "SourceKind", "TaskSource", "ENTRY_POINT_GROUP", "available", "is_reference", "load",
     "load_task", "make_task", "reference_of", "source_change", "stored_objective", "task_class", "validate",
 ]

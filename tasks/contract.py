@@ -15,7 +15,7 @@ from numbers import Real
 from typing import Any
 
 from searchmgr.surface import ActionSurface, Recipe
-from searchmgr.tasks import TaskError, TaskSource, _namespaced
+from searchmgr.tasks import TaskError, TaskSource, is_namespaced
 from searchmgr.tasks.base import OnEval, Segment, SegmentResult, SearchDefaults, Task
 
 
@@ -28,7 +28,7 @@ def check_metrics(name: str, step: int, metrics: Any) -> None:
     if not isinstance(metrics, dict):
         raise TaskContractError(f"task {name} passed {type(metrics).__name__} metrics to on_eval at step {step}; "
                                 "pass a dict like {'val/loss': 0.5}")
-    bare = [k for k in metrics if not _namespaced(k)]
+    bare = [k for k in metrics if not is_namespaced(k)]
     if bare:
         raise TaskContractError(f"task {name} reported metrics without a namespace at step {step}: {bare}; name "
                                 "them like 'train/loss', 'val/loss', 'test/loss'")
@@ -41,7 +41,7 @@ def check_metrics(name: str, step: int, metrics: Any) -> None:
 class CheckedTask(Task):
     """Delegates to ``inner`` and checks the contract at run time; ``source`` is the task's provenance."""
 
-    def __init__(self, inner: Task, source: TaskSource):  # noqa: D107 (no Task.__init__: options are inner's)
+    def __init__(self, inner: Task, source: TaskSource):  # not Task.__init__: the options are inner's
         self.inner = inner
         self.source = source
         self.name, self.family, self.objective = inner.name, inner.family, inner.objective

@@ -139,8 +139,7 @@ def warmup_ratio(low: float, high: float, max_step: float = 0.5) -> HFKnob:
         kw = [getattr(f, "keywords", {}).get("num_warmup_steps") for f in getattr(p.lr_scheduler, "lr_lambdas", [])]
         if not kw or any(k != steps for k in kw):
             raise TypeError(f"cannot read the warmup back from {type(p.lr_scheduler).__name__} (found {kw})")
-        ratio = float(p.trainer.args.warmup_steps)
-        return [ratio]
+        return [float(p.trainer.args.warmup_steps)]
 
     return HFKnob(Knob("warmup_ratio", low, high, Scale.LINEAR, max_step, Role.OPTIMIZER,
                        "fraction of the horizon over which the learning rate warms up linearly"),

@@ -55,7 +55,8 @@ class HyperparameterMismatch(RuntimeError):
     """A knob whose effective value in the Trainer differs from the node's recipe."""
 
 
-def _namespaced(prefix: str, metrics: Mapping[str, float], ns: str) -> dict[str, float]:
+def _renamed(prefix: str, metrics: Mapping[str, float], ns: str) -> dict[str, float]:
+    """``eval_loss`` -> ``val/loss`` (``prefix='eval_'``, ``ns='val'``), without the timing keys."""
     return {f"{ns}/{k[len(prefix):]}": float(v) for k, v in metrics.items()
             if k.startswith(prefix) and isinstance(v, (int, float)) and not any(u in k for u in UNTIMED)}
 
@@ -99,7 +100,7 @@ class _SegmentCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics is None or not any(k.startswith("eval_") for k in metrics):
             return control  # the test split, evaluated after training
-        self.last = {**self.train_log, **_namespaced("eval_", metrics, "val"), **self.task.effective(self.parts(),
+        self.last = {**self.train_log, **_renamed("eval_", metrics, "val"), **self.task.effective(self.parts(),
                                                                                                        self.recipe)}
         if state.global_step < self.segment.end_step and self.on_eval(state.global_step, self.last):
             self.stopped_at = state.global_step
@@ -127,15 +128,16 @@ class TrainerTask(Task):
         if not callable(model_init):
             raise ValueError("model_init must be a zero-argument callable returning a fresh model")
         self.name, self.family, self.objective = name, family, objective
-        self.description = description or (f"{type(model_init).__name__} trained by a Hugging Face Trainer; "
-                                           f"goal: {objective.direction.value} {objective.metric}")
+        self.description = description or (f"A model trained by a Hugging Face Trainer; goal: "
+                                           f"{objective.direction.value} {objective.metric} at the end of the schedule")
         self.model_init, self.args = model_init, args
         self.datasets = {"train": train_dataset, "eval": eval_dataset, "test": test_dataset}
         self.hf_knobs = tuple(knobs)
         self._surface = ActionSurface(tuple(k.knob for k in self.hf_knobs))
         self._base = dict(base_recipe)
         self._defaults = search_defaults
-        self.data_collator, self.processing_class, self.compute_metrics = data_collator, processing_class, compute_metrics
+        self.data_collator, self.processing_class = data_collator, processing_class
+        self.compute_metrics = compute_metrics
         fields = {f.name for f in dataclasses.fields(TrainingArguments)}
         bad = [k.args_field for k in self.hf_knobs if k.args_field and k.args_field not in fields]
         if bad:
@@ -222,6 +224,6 @@ class TrainerTask(Task):
             files = {str(p.relative_to(saved)): p.read_bytes() for p in sorted(saved.rglob("*")) if p.is_file()}
             # the test split, after the checkpoint (its RNG use cannot change the resume)
             test = trainer.evaluate(eval_dataset=self.datasets["test"], metric_key_prefix="test")
-        metrics = {**callback.last, **_namespaced("test_", test, "test")}
+        metrics = {**callback.last, **_renamed("test_", test, "test")}
         on_eval(step, metrics)
         return SegmentResult({"seed": checkpoint["seed"], "step": step, "files": files}, segment.steps, metrics)
