@@ -144,10 +144,8 @@ def _import_file(path_text: str, reference: str) -> tuple[Any, TaskSource]:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except BaseException as e:
+        except (Exception, SystemExit) as e:  # SystemExit: a plug-in that calls sys.exit() on import
             del sys.modules[name]
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                raise
             raise PluginImportError(f"importing task file {path} failed: {type(e).__name__}: {e}; fix the file "
                                     "(run `python " + str(path) + "` to see the traceback)") from e
     return module, TaskSource(f"{path}:{reference.rpartition(':')[2]}", SourceKind.FILE, name, str(path), sha)
