@@ -101,6 +101,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         fixed = T.fixed_path(nodes)[-1]
         console.print(f"fixed path: {' -> '.join(str(i) for i in sorted(fixed_ids))}  "
                       f"{objective.metric}={_fmt(fixed.val_score)} (test {_fmt(fixed.test_score)})")
+        kept = [args.run / n.checkpoint for n in nodes if n.checkpoint]
+        size = sum(p.stat().st_size for p in kept if p.exists())
+        console.print(f"checkpoints: {len(kept)} kept ({cfg.get('checkpoints', {}).get('keep', 'all')}), "
+                      f"{size / 2**20:.1f} MiB on disk; {sum(1 for n in nodes if n.status.finished)} nodes trained")
         if args.decisions:
             from searchmgr.traces import render_decisions
 

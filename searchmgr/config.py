@@ -139,6 +139,16 @@ class ExecutorConfig(_Model):
         return self
 
 
+class PolicyConfig(_Model):
+    name: Literal["uct", "grid", "random", "tpe", "pbt"] = Field(
+        "uct", description="uct: the tree search; grid, random, tpe (Optuna), pbt: baselines over the same store "
+        "(constant-recipe chains, or a PBT population)")
+    grid: dict[str, list[float]] = Field(default_factory=dict, description="grid values per knob (grid policy; "
+                                         "unlisted knobs: evenly spaced on their scale)")
+    population: int | None = Field(None, ge=2, le=1024, description="PBT population (default: budget / horizon)")
+    quantile: float = Field(0.25, gt=0, le=0.5, description="PBT: the bottom quantile copies the top quantile")
+
+
 class CheckpointsConfig(_Model):
     keep: Literal["expandable", "all"] = Field(
         "expandable", description="expandable: keep the checkpoints that can still be a parent, plus the best "
@@ -156,6 +166,7 @@ class SearchConfig(_Model):
     uct: UCTConfig = Field(default_factory=UCTConfig)
     manager: ManagerConfig = Field(default_factory=ManagerConfig)
     stopper: StopperConfig = Field(default_factory=StopperConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads per worker (default: torch's own "
@@ -179,7 +190,7 @@ class SearchConfig(_Model):
 
 
 SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig,
-            "executor": ExecutorConfig, "checkpoints": CheckpointsConfig}
+            "policy": PolicyConfig, "executor": ExecutorConfig, "checkpoints": CheckpointsConfig}
 # keys fixed at creation: resume refuses to change them
 FROZEN_KEYS = ("task", "seed", "segment_steps", "max_depth", "eval_every", "task_options")
 

@@ -27,13 +27,14 @@ from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
 from searchmgr.config import SearchConfig
-from searchmgr.decision import Decision
+from searchmgr.decision import AuditEntry, Decision, KnobUpdate
 from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
 from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
+from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
@@ -49,7 +50,7 @@ class _Live:
     """A node in an executor's hands: its stopper and what that stopper compares against."""
 
     node: Node
-    stopper: Stopper
+    stopper: Stopper | None  # None: nothing may prune this node
     best_here: float | None
     best_all: float | None
     min_step: int
@@ -62,7 +63,8 @@ class Coordinator:
     """Ask/tell over one run's store. Build it through :mod:`searchmgr.search` (create or resume)."""
 
     def __init__(self, run_dir: Path, config: SearchConfig, task: Task, task_spec: TaskSpec, store: TreeStore,
-                 search_id: int, reporter: Reporter | None = None, executor: Executor | None = None):
+                 search_id: int, reporter: Reporter | None = None, executor: Executor | None = None,
+                 search_policy: policy.Policy | None = None):
         self.run_dir = run_dir
         self.config = config
         self.task = task
@@ -74,6 +76,8 @@ class Coordinator:
         m = config.manager
         self.manager: Manager = manager_class(m.name).from_config(config)
         self.fallback: Manager | None = None if m.fallback == m.name else manager_class(m.fallback).from_config(config)
+        self.policy = search_policy or policy.make_policy(config, task)
+        self.policy.resume(self.nodes(), store.metrics)
         self.executor = executor or make_executor(config, task)
         slow = self.manager.slow and config.executor.name != "inline"  # inline cannot train while it asks
         self.ahead = config.executor.ahead if config.executor.ahead is not None else (
@@ -98,22 +102,17 @@ class Coordinator:
     # ask ---------------------------------------------------------------------------------
     def ask(self) -> Node | policy.Wait | policy.Exhausted:
         """Plan, propose and verify the next node; it is stored as pending (or is an unfinished one again)."""
-        cfg = self.config
         while True:
             nodes = self.nodes()
-            step = policy.plan(nodes, c=cfg.uct.c, k_max=cfg.uct.k_max, max_depth=cfg.max_depth,
-                               in_flight=self.in_flight(), closed=self.store.closed(self.search_id))
+            step = self.policy.plan(nodes, in_flight=self.in_flight(), closed=self.store.closed(self.search_id),
+                                    budget_left=self.config.budget.steps - self._committed(nodes))
             if isinstance(step, (policy.Wait, policy.Exhausted)):
                 return step
             index = T.by_id(nodes)
             if isinstance(step, policy.Retry):
                 return index[step.node]
-            if isinstance(step, policy.GrowFixed):
-                tip = index[step.parent]
-                decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")
-                did = self.recorder.record(Trace(DecisionKind.MANAGER, T.FIXED, tip.id, Verdict.ACCEPTED,
-                                                 parsed=decision.model_dump()))
-                return self._add_child(tip, tip.recipe, T.FIXED, did)
+            if isinstance(step, policy.Grow):
+                return self._grow(index[step.parent], step)
             parent = index[step.parent]
             proposed = self._propose(parent, nodes)
             if proposed is not None:
@@ -122,6 +121,25 @@ class Coordinator:
             self.store.close_node(self.search_id, parent.id, "no admissible distinct child")
             self.store.add_event(self.search_id, "closed", "no admissible distinct child; parent closed",
                                  node_id=parent.id)
+
+    def _grow(self, parent: Node, step: policy.Grow) -> Node:
+        """A child whose recipe the policy set (fixed path, baselines): checked against the surface, traced."""
+        surface = self.task.surface
+        recipe = surface.check(step.recipe)
+        if same_recipe(recipe, parent.recipe):
+            decision = Decision.hold(surface, step.note)
+        else:
+            changed = [k for k in surface.names if recipe[k] != parent.recipe[k]]
+            decision = Decision(
+                diagnosis=step.note, expected_outcome=f"the {step.source} policy's choice; nothing is predicted",
+                control_audit=[AuditEntry(knob=k, verdict="selected" if k in changed else "deferred",
+                                          reason=f"set by the {step.source} policy") for k in surface.names],
+                updates=[KnobUpdate(knob=k, op="add", value=recipe[k] - parent.recipe[k]) for k in changed])
+        did = self.recorder.record(Trace(DecisionKind.MANAGER, step.source, parent.id, Verdict.ACCEPTED,
+                                         parsed=decision.model_dump()))
+        node = self._add_child(parent, recipe, step.source, did)
+        self.policy.added(node, step.tag)
+        return node
 
     def _add_child(self, parent: Node, recipe: dict, source: str, decision_id: int | None) -> Node:
         s = self.config.segment_steps
@@ -183,8 +201,9 @@ class Coordinator:
         self.reporter.node_started(node, node.source, (decision or {}).get("diagnosis"))
         segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
         best_all = T.best_leaf(nodes, objective, cfg.max_depth)
+        stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
         self.live[node.id] = _Live(
-            node, stopper_class(cfg.stopper.name).from_config(cfg), T.best_at_depth(nodes, objective, node.depth),
+            node, stopper, T.best_at_depth(nodes, objective, node.depth),
             best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
             T.steps_used(nodes) - node.steps_trained)
@@ -199,7 +218,7 @@ class Coordinator:
         node, objective = live.node, self.task.objective
         self.store.add_metrics(node_id, step, metrics, step - node.start_step)
         self.reporter.evaluated(node, step, metrics, live.used_before + step - node.start_step)
-        if node.source == T.FIXED or objective.metric not in metrics or step >= node.end_step:
+        if live.stopper is None or objective.metric not in metrics or step >= node.end_step:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
         ctx = StopContext(node.id, node.depth, step, node.start_step, node.end_step, live.min_step, objective,
@@ -216,7 +235,8 @@ class Coordinator:
     def tell(self, trained: Trained) -> None:
         """Score a segment the executor finished and back it up the tree (one transaction)."""
         live = self.live.pop(trained.node_id)
-        live.stopper.close()
+        if live.stopper is not None:
+            live.stopper.close()
         node, objective = live.node, self.task.objective
         if trained.interrupted:
             self.store.interrupt_running(self.search_id, [node.id])
@@ -251,8 +271,10 @@ class Coordinator:
                 self._finish(node, NodeStatus.DONE, val, trained.metrics.get(objective.test_metric),
                              trained.steps_done, trained.train_s, checkpoint_ref(node.id),
                              trained.checkpoint_sha256, metrics=dict(trained.metrics))
-        if self.store.node(node.id).checkpoint is None:  # a failed segment may have written one
+        finished = self.store.node(node.id)
+        if finished.checkpoint is None:  # a failed segment may have written one
             (self.run_dir / checkpoint_ref(node.id)).unlink(missing_ok=True)
+        self.policy.told(finished)
         self._retain()
 
     def _finish(self, node: Node, status: NodeStatus, val: float | None, test: float | None, steps: int,
@@ -279,10 +301,10 @@ class Coordinator:
 
     def _retain(self) -> None:
         """Delete the checkpoints no policy can select any more (recorded in the store first)."""
-        nodes = self.nodes()
+        nodes, closed = self.nodes(), self.store.closed(self.search_id)
         doomed = retention.doomed(nodes, keep=self.config.checkpoints.keep, objective=self.task.objective,
-                                  max_depth=self.config.max_depth, closed=self.store.closed(self.search_id),
-                                  in_flight=self.in_flight())
+                                  max_depth=self.config.max_depth, in_flight=self.in_flight(),
+                                  may_expand=lambda n: self.policy.may_expand(n, nodes, closed))
         for n in doomed:
             self.store.drop_checkpoint(n.id, "retention: no policy can select it as a parent")
             (self.run_dir / n.checkpoint).unlink(missing_ok=True)
@@ -306,9 +328,10 @@ class Coordinator:
         while True:
             # budgets are checked again after every result: a pruned segment gives back what it did not train
             reason = exhausted or self._budget_reason(started)
+            self._submit_queued()
             while reason is None and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead:
                 t0 = time.perf_counter()
-                got = self.ask()
+                got = self.ask()  # with workers busy, a slow manager answers while they train
                 self.propose_s += time.perf_counter() - t0
                 if isinstance(got, policy.Wait):
                     break
@@ -316,12 +339,8 @@ class Coordinator:
                     reason = exhausted = got.reason
                     break
                 self.queued.append(got)
+                self._submit_queued()
                 reason = self._budget_reason(started)
-            while self.queued and len(self.live) < self.executor.capacity:
-                node = self.queued.popleft()
-                job = self._job(node, self.nodes())
-                if job is not None:
-                    self.executor.submit(job)
             if not self.live:
                 if reason is None:
                     continue  # a queued node failed before training: plan again
@@ -332,6 +351,13 @@ class Coordinator:
                 train_s += result.train_s
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
 
+    def _submit_queued(self) -> None:
+        while self.queued and len(self.live) < self.executor.capacity:
+            node = self.queued.popleft()
+            job = self._job(node, self.nodes())
+            if job is not None:
+                self.executor.submit(job)
+
     def _outcome(self, reason: str, trained: int, wall: float, train_s: float) -> Outcome:
         nodes = self.nodes()
         best = T.best_leaf(nodes, self.task.objective, self.config.max_depth)
@@ -339,7 +365,7 @@ class Coordinator:
         outcome = Outcome(self.run_dir, self.task.objective.metric, reason, best,
                           tuple(T.path_to(nodes, best.id)) if best else (),
                           fixed[-1] if len(fixed) > 1 else None, T.steps_used(nodes), self.config.budget.steps,
-                          trained, wall, train_s)
+                          trained, wall, train_s, self.executor.capacity)
         self.store.add_event(self.search_id, "stopped", reason, data={
             "wall_s": wall, "train_s": train_s, "nodes_trained": trained, "propose_s": self.propose_s,
             "executor": self.config.executor.name, "workers": self.executor.capacity})
@@ -353,7 +379,8 @@ class Coordinator:
     def close(self) -> None:
         self.executor.close()
         for live in self.live.values():
-            live.stopper.close()
+            if live.stopper is not None:
+                live.stopper.close()
         self.manager.close()
         if self.fallback is not None:
             self.fallback.close()

@@ -20,16 +20,20 @@ class Outcome:
     budget_steps: int
     nodes_trained: int
     wall_s: float
-    train_s: float
+    train_s: float  # seconds inside training, summed over workers
+    workers: int = 1
 
     @property
     def overhead_share(self) -> float:
-        return 0.0 if self.wall_s <= 0 else max(self.wall_s - self.train_s, 0.0) / self.wall_s
+        """Share of the workers' wall time not spent training (1 - utilisation)."""
+        capacity = self.wall_s * self.workers
+        return 0.0 if capacity <= 0 else max(capacity - self.train_s, 0.0) / capacity
 
     def render(self) -> str:
         lines = [f"search stopped: {self.stop_reason}",
                  f"steps {self.steps_used}/{self.budget_steps}, nodes trained this session {self.nodes_trained}, "
-                 f"wall {self.wall_s:.1f}s, outside training {100 * self.overhead_share:.1f}%"]
+                 f"wall {self.wall_s:.1f}s, outside training {100 * self.overhead_share:.1f}%"
+                 + (f" of {self.workers} workers' time" if self.workers > 1 else "")]
         if self.best is not None:
             lines.append(f"best {self.metric}={self.best.val_score:.4g} (test {_fmt(self.best.test_score)}) "
                          f"at node {self.best.id}")

@@ -42,6 +42,10 @@ def resolve(config: SearchConfig, instance: Task | None = None) -> tuple[SearchC
         task = load_task(config.task, config.task_options, instance)
     except TaskError as e:
         raise ConfigError(str(e)) from None
+    unknown = sorted(set(config.policy.grid) - set(task.surface.names))
+    if unknown:
+        raise ConfigError(f"grid knob(s) {unknown} are not knobs of task {task.name}; its knobs are "
+                          f"{task.surface.names}")
     d = task.search_defaults()
     budget = config.budget.model_copy(update={"steps": config.budget.steps or d.budget_steps})
     config = config.model_copy(update={
@@ -117,6 +121,10 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None,
                     if stored["task_options"].get(k) != v}
     if changed_opts:
         raise ConfigError(f"resume cannot change task options {sorted(changed_opts)}; start a new run instead")
+    new_policy = overrides.get("policy", {}).get("name")
+    if new_policy is not None and new_policy != stored.get("policy", {}).get("name", "uct"):
+        raise ConfigError(f"resume cannot change policy.name ({stored.get('policy', {}).get('name', 'uct')!r} -> "
+                          f"{new_policy!r}); start a new run instead")
     if "out" in overrides and Path(overrides["out"]) != run_dir:
         raise ConfigError("resume keeps the run directory; drop out= or start a new run")
     config = build_config(merge(stored, {k: v for k, v in overrides.items() if k != "out"}))

@@ -106,6 +106,7 @@ class Node:
     error: str | None
     created_at: float
     finished_at: float | None
+    started_at: float | None = None  # when an executor last started training it
 
     @property
     def is_root(self) -> bool:
@@ -187,6 +188,7 @@ def _coordinator_v2(db: sqlite_utils.Database) -> None:
                "WHERE verdict = 'rejected' AND instr(reason, ':') > 0")
     db["closed"].create({"search_id": int, "node_id": int, "reason": str, "created_at": float},
                         pk="node_id", foreign_keys=[("node_id", "nodes", "id")])
+    db["nodes"].add_column("started_at", float)
 
 
 MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2)]
@@ -295,7 +297,7 @@ class TreeStore:
         """Mark a node running; metrics of an earlier, interrupted attempt are dropped."""
         with self.atomic():
             self.db.execute("DELETE FROM metrics WHERE node_id = ?", [node_id])
-            self.set_status(node_id, NodeStatus.RUNNING, steps_trained=0)
+            self.set_status(node_id, NodeStatus.RUNNING, steps_trained=0, started_at=_now())
 
     def finish_node(self, node_id: int, status: NodeStatus, *, val_score: float | None, test_score: float | None,
                     utility: float | None, steps_trained: int, train_s: float | None = None, checkpoint: str | None = None,

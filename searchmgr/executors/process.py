@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,9 @@ def _worker(index: int, gpus: int, inbox: Any, outbox: Any, stop: Any) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(index * gpus + g) for g in range(gpus))
     import torch
 
+    import searchmgr.tasks  # noqa: F401  (warm: the first job should not pay the imports)
+
+    outbox.put(("ready", index))
     tasks: dict[tuple, Any] = {}
     while True:
         job: Job | None = inbox.get()
@@ -66,6 +70,18 @@ class ProcessExecutor(Executor):
         self.ctx = mp.get_context("spawn")
         self.outbox = self.ctx.Queue()
         self.slots: list[_Slot] = [self._spawn(i) for i in range(workers)]
+        self._await_ready(workers)
+
+    def _await_ready(self, count: int, timeout_s: float = 300.0) -> None:
+        """Block until ``count`` workers have imported torch and the tasks (start-up is not search time)."""
+        deadline = time.monotonic() + timeout_s
+        while count:
+            try:
+                msg = self.outbox.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                self.close()
+                raise RuntimeError(f"{count} worker process(es) did not start within {timeout_s:g}s") from None
+            count -= msg[0] == "ready"
 
     def _spawn(self, index: int) -> _Slot:
         inbox, stop = self.ctx.Queue(), self.ctx.Event()
@@ -91,6 +107,8 @@ class ProcessExecutor(Executor):
                 msg = self.outbox.get(timeout=POLL_S)
             except queue.Empty:
                 done += self._reap()
+                continue
+            if msg[0] == "ready":
                 continue
             if msg[0] == "eval":
                 _, index, node, step, metrics = msg

@@ -20,6 +20,11 @@ from searchmgr.executors.base import EvalSink, Executor, ExecutorUnavailable, Jo
 POLL_S = 0.2
 
 
+def _warm() -> None:
+    import searchmgr.tasks  # noqa: F401
+    import torch  # noqa: F401
+
+
 def _segment(job: Job, events: Any) -> Trained:
     """The remote body: rebuild the task (cached per worker process), train, stream evaluations."""
     import torch
@@ -60,6 +65,8 @@ class RayExecutor(Executor):
         self.events = Queue()
         self.remote = ray.remote(num_cpus=threads or 1, num_gpus=gpus_per_worker, max_retries=0)(_segment)
         self.running: dict[Any, int] = {}  # object ref -> node id
+        warm = ray.remote(num_cpus=threads or 1, num_gpus=gpus_per_worker)(_warm)
+        ray.get([warm.remote() for _ in range(workers)])  # start-up is not search time
         self.cancelled: set[int] = set()
 
     def submit(self, job: Job) -> None:
