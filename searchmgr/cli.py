@@ -48,12 +48,57 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_settings(args: argparse.Namespace):
+    try:
+        from searchmgr.serve import ServeSettings
+    except ImportError as e:
+        raise ConfigError(f"the service needs the serve extra ({e.name} is missing): "
+                          "pip install 'searchmgr[serve]'") from None
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port; give 0..65535 (0 picks a free one)")
+    return ServeSettings(host=args.host, port=args.port)
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     from searchmgr.progress import ConsoleReporter
     from searchmgr.search import explore
 
-    explore(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()))
+    started = []
+
+    def start(run_dir: Path) -> None:  # --serve: the service in a background thread of this process
+        from searchmgr.serve import start_service
+
+        started.append(start_service([run_dir], _serve_settings(args), echo=lambda t: print(t, flush=True)))
+
+    explore(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()),
+            on_start=start if args.serve else None)
+    if started:
+        print(f"search done; still serving {started[0].url} (Ctrl-C to quit)", flush=True)
+        try:
+            started[0].thread.join()
+        except KeyboardInterrupt:
+            started[0].stop()
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from searchmgr.compare import compare
+
+    compare(args.words, resume=args.resume)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from searchmgr.serve import serve
+
+    serve(args.runs, _serve_settings(args), echo=lambda t: print(t, flush=True))
+    return 0
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1); any other needs a token for "
+                   "writes: $SEARCHMGR_SERVE_TOKEN, else one is printed once")
+    p.add_argument("--port", type=int, default=8470, help="port (8470; 0 picks a free one)")
 
 
 def _open(run: Path) -> TreeStore:
@@ -184,7 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     e.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory; budget, "
                    "manager, stopper and uct settings may change")
+    e.add_argument("--serve", action="store_true", help="also run the live service (see `searchmgr serve`) in "
+                   "this process; it keeps serving after the search ends, until Ctrl-C")
+    _add_serve_options(e)
     e.set_defaults(fn=cmd_explore)
+    c = sub.add_parser("compare", help="run the tree search and the baselines at equal budget over seeds",
+                       description="Run every method at the same step budget, seeds and task options and write "
+                       "compare.json, compare.md and compare.png (best-so-far validation, mean ± se over seeds). "
+                       "Methods: tree (heuristic manager), tree:MANAGER, grid, random, tpe (Optuna), pbt. "
+                       "Words: methods=, seeds=N (seeds 0..N-1), out=, grid.KNOB=V1,V2, and any explore setting "
+                       "(task=, budget.steps=, task options ...). Example: searchmgr compare task=toy "
+                       "methods=tree,grid,random,tpe,pbt seeds=3 budget.steps=2400 out=cmp/toy")
+    c.add_argument("words", nargs="*", metavar="KEY=VALUE")
+    c.add_argument("--resume", type=Path, metavar="DIR", help="continue a comparison; methods= and seeds= may add "
+                   "methods and seeds")
+    c.set_defaults(fn=cmd_compare)
+    v = sub.add_parser("serve", help="live service and dashboard over runs (needs the serve extra)",
+                       description="Serve runs' trees, node panels and best schedules, and take a person's "
+                       "commands (manual children, pause, resume, stop, close a subtree) that the running search "
+                       "applies. Example: searchmgr serve runs/ts runs/toy3")
+    v.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    _add_serve_options(v)
+    v.set_defaults(fn=cmd_serve)
     s = sub.add_parser("show", help="print a run's tree, best path and fixed path")
     s.add_argument("run", type=Path, metavar="RUN")
     s.add_argument("--decisions", action="store_true", help="also print the decision traces per node")

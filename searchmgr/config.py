@@ -35,7 +35,16 @@ class BudgetConfig(_Model):
 
 class UCTConfig(_Model):
     c: float = Field(0.5, ge=0, description="exploration constant C of UCT")
-    k_max: int = Field(3, ge=1, le=16, description="most children per node")
+    k_max: int = Field(3, ge=1, le=16, description="most children per node (before widening)")
+    widen: float = Field(0.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
+                         "widen*sqrt(N)) children, and the search never stops with budget left while a node can "
+                         "grow (0: off)")
+    q: Literal["mean", "max"] = Field("mean", description="a child's Q: the mean utility backed up through it, or "
+                                      "the best one in its subtree")
+    start: Literal["bounded", "anywhere"] = Field(
+        "bounded", description="anywhere: the root's children after the fixed path start from recipes spread over "
+        "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "
+        "tree's mean; bounded: every child is a bounded step from its parent")
 
 
 class ManagerConfig(_Model):
@@ -94,6 +103,9 @@ class StopperConfig(_Model):
     min_fraction: float = Field(0.4, ge=0, le=1, description="no stop before this fraction of a segment")
     window: int = Field(3, ge=2, description="evaluations the rule stopper fits its trend on")
     margin: float = Field(0.01, ge=0, description="noise allowance, relative to the best score")
+    scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "
+                                           "those ending at the horizon (compared with the best complete schedule; "
+                                           "no short-horizon bias against slow starters)")
     every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
     every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
     asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "

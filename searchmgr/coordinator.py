@@ -26,6 +26,7 @@ from searchmgr import policy, retention
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
+from searchmgr.commands import apply_commands
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate
 from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
@@ -326,10 +327,16 @@ class Coordinator:
         trained, train_s = 0, 0.0
         exhausted: str | None = None  # final: nothing can ever be planned again
         while True:
+            # a person's commands (searchmgr.commands): children queued as pending nodes, pause, stop, close
+            commands = apply_commands(self.store, self.search_id, self.task.surface, self.config, self.reporter,
+                                      wait=not self.live)
+            exhausted = exhausted or commands.stop
             # budgets are checked again after every result: a pruned segment gives back what it did not train
             reason = exhausted or self._budget_reason(started)
-            self._submit_queued()
-            while reason is None and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead:
+            if not commands.paused:
+                self._submit_queued()
+            while (reason is None and not commands.paused
+                   and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead):
                 t0 = time.perf_counter()
                 got = self.ask()  # with workers busy, a slow manager answers while they train
                 self.propose_s += time.perf_counter() - t0

@@ -20,6 +20,7 @@ Nothing here touches the store.
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, AbstractSet, Callable, ClassVar, Mapping, Sequence, Union
@@ -91,7 +92,8 @@ def retry(nodes: Sequence[Node], in_flight: AbstractSet[int]) -> Retry | None:
 
 
 def plan(nodes: Sequence[Node], *, c: float, k_max: int, max_depth: int,
-         in_flight: AbstractSet[int] = frozenset(), closed: AbstractSet[int] = frozenset()) -> Plan:
+         in_flight: AbstractSet[int] = frozenset(), closed: AbstractSet[int] = frozenset(), widen: float = 0.0,
+         q_rule: str = "mean", mean_prior: bool = False) -> Plan:
     """The UCT policy: retry, then the fixed path to the horizon, then UCT (see the module docstring)."""
     unfinished = retry(nodes, in_flight)
     if unfinished is not None:
@@ -99,7 +101,8 @@ def plan(nodes: Sequence[Node], *, c: float, k_max: int, max_depth: int,
     tip = T.fixed_path(nodes)[-1]
     if tip.depth < max_depth and tip.status is NodeStatus.DONE and tip.checkpoint is not None:
         return Grow(tip.id, tip.recipe, T.FIXED, "fixed baseline: hold the base recipe")
-    sel = uct.select(view(nodes, in_flight=in_flight, closed=closed), c=c, k_max=k_max, max_depth=max_depth)
+    sel = uct.select(view(nodes, in_flight=in_flight, closed=closed), c=c, k_max=k_max, max_depth=max_depth,
+                     widen=widen, q_rule=q_rule, mean_prior=mean_prior)
     if sel is not None:
         return Expand(sel.parent, sel)
     if in_flight:
@@ -139,21 +142,74 @@ class Policy(ABC):
 
 class UCTPolicy(Policy):
     """The tree search: the fixed path first, then UCT with virtual-child expansion; the stopper may prune
-    every node but the fixed path's."""
+    every node but the fixed path's (and, with ``stopper.scope=final``, only segments ending at the horizon).
+
+    ``start="anywhere"``: when UCT expands the root, the new child's recipe is the next point of a
+    space-filling design over the whole surface (a Halton sequence with a seeded shift), so every
+    constant recipe region is reachable from step 0; deeper children stay bounded steps chosen by
+    the manager. ``widen > 0``: progressive widening, and when every node is full while budget is
+    left, any node below the horizon may still grow.
+    """
 
     name = "uct"
 
-    def __init__(self, *, c: float, k_max: int, max_depth: int):
+    def __init__(self, *, c: float, k_max: int, max_depth: int, widen: float = 0.0, q_rule: str = "mean",
+                 start: str = "bounded", surface=None, seed: int = 0, segment_steps: int = 0,
+                 stop_scope: str = "all"):
         self.c, self.k_max, self.max_depth = c, k_max, max_depth
+        self.widen, self.q_rule, self.start = widen, q_rule, start
+        self.surface, self.seed, self.segment_steps, self.stop_scope = surface, seed, segment_steps, stop_scope
 
     def plan(self, nodes, *, in_flight, closed, budget_left):
-        return plan(nodes, c=self.c, k_max=self.k_max, max_depth=self.max_depth, in_flight=in_flight, closed=closed)
+        kw = dict(c=self.c, max_depth=self.max_depth, in_flight=in_flight, closed=closed, widen=self.widen,
+                  q_rule=self.q_rule, mean_prior=self.start == "anywhere")
+        step = plan(nodes, k_max=self.k_max, **kw)
+        if isinstance(step, Exhausted) and self.widen > 0 and budget_left >= self.segment_steps:
+            step = plan(nodes, k_max=10**9, **kw)  # never stop with budget left while a node can still grow
+        root = T.root(nodes)
+        if isinstance(step, Expand) and step.parent == root.id and self.start == "anywhere":
+            starts = [n for n in T.children(nodes, root.id) if n.source == START]
+            return Grow(root.id, self.start_point(len(starts), [n.recipe for n in T.children(nodes, root.id)]),
+                        START, f"start anywhere: point {len(starts) + 1} of a space-filling design over the surface")
+        return step
+
+    def start_point(self, i: int, taken: Sequence[Mapping[str, float]]) -> dict:
+        """The ``i``-th point of a shifted Halton sequence over the knobs' own scales (distinct from ``taken``)."""
+        from searchmgr.surface import RecipeError, same_recipe
+
+        shift = random.Random(f"start-{self.seed}")
+        offsets = [shift.random() for _ in self.surface.knobs]
+        for j in range(i, i + 1000):
+            recipe = {k.name: k.at((_halton(j + 1, PRIMES[n % len(PRIMES)]) + offsets[n]) % 1.0)
+                      for n, k in enumerate(self.surface.knobs)}
+            try:
+                recipe = self.surface.check(recipe)
+            except RecipeError:
+                continue
+            if not any(same_recipe(recipe, t) for t in taken):
+                return recipe
+        raise RuntimeError("no distinct start point satisfies the task's constraint")
 
     def may_expand(self, node, nodes, closed):
         return super().may_expand(node, nodes, closed) and node.depth < self.max_depth
 
     def stopper(self, node, configured):
-        return None if node.source == T.FIXED else configured()
+        if node.source == T.FIXED or (self.stop_scope == "final" and node.depth < self.max_depth):
+            return None
+        return configured()
+
+
+START = "start"
+PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+
+
+def _halton(i: int, base: int) -> float:
+    f, r = 1.0, 0.0
+    while i > 0:
+        f /= base
+        r += f * (i % base)
+        i //= base
+    return r
 
 
 POLICIES = ("uct", "grid", "random", "tpe", "pbt")
@@ -163,7 +219,10 @@ def make_policy(config, task) -> Policy:
     """The policy ``config.policy.name`` names, for ``task``."""
     name = config.policy.name
     if name == "uct":
-        return UCTPolicy(c=config.uct.c, k_max=config.uct.k_max, max_depth=config.max_depth)
+        u = config.uct
+        return UCTPolicy(c=u.c, k_max=u.k_max, max_depth=config.max_depth, widen=u.widen, q_rule=u.q,
+                         start=u.start, surface=task.surface, seed=config.seed, segment_steps=config.segment_steps,
+                         stop_scope=config.stopper.scope)
     from searchmgr import baselines
 
     return baselines.make(name, config, task)

@@ -95,19 +95,24 @@ def export_schedule(run_dir: str | Path) -> Schedule:
     if not (run_dir / DB_NAME).exists():
         raise RunNotFound(run_dir)
     with TreeStore(run_dir / DB_NAME) as store:
-        row = store.search()
-        config = row["config"]
-        objective = stored_objective(row)
-        nodes = store.nodes(row["id"])
-        best = T.best_leaf(nodes, objective, config["max_depth"])
-        if best is None:
-            raise ScheduleError(f"{run_dir} has no finished segment yet; run `searchmgr explore --resume {run_dir}`")
-        segments = []
-        for n in T.path_to(nodes, best.id)[1:]:
-            d = store.decision(n.decision_id).parsed if n.decision_id else None
-            segments.append(ScheduleSegment(n.start_step, n.end_step, n.recipe, n.id, n.source, n.val_score,
-                                            n.test_score, d))
-        fixed = T.fixed_path(nodes)[-1]
+        return schedule_of(store, run_dir)
+
+
+def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
+    """The best root-to-leaf schedule in ``store`` (read-only stores too)."""
+    row = store.search()
+    config = row["config"]
+    objective = stored_objective(row)
+    nodes = store.nodes(row["id"])
+    best = T.best_leaf(nodes, objective, config["max_depth"])
+    if best is None:
+        raise ScheduleError(f"{run_dir} has no finished segment yet; run `searchmgr explore --resume {run_dir}`")
+    segments = []
+    for n in T.path_to(nodes, best.id)[1:]:
+        d = store.decision(n.decision_id).parsed if n.decision_id else None
+        segments.append(ScheduleSegment(n.start_step, n.end_step, n.recipe, n.id, n.source, n.val_score,
+                                        n.test_score, d))
+    fixed = T.fixed_path(nodes)[-1]
     return Schedule(
         task=row["task"], segments=tuple(segments),
         objective={"metric": objective.metric, "direction": objective.direction.value,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from searchmgr import tree as T
 from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_config, merge, parse_overrides
@@ -151,11 +151,14 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None,
 
 
 def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Path | None = None,
-            reporter: Reporter | None = None, task: Task | None = None) -> Outcome:
+            reporter: Reporter | None = None, on_start: Callable[[Path], None] | None = None,
+            task: Task | None = None) -> Outcome:
     """Run (or continue) a search; the Python twin of ``searchmgr explore``.
 
     ``overrides`` are ``key=value`` words or an already nested mapping. With
     ``resume``, only budget, manager, stopper, uct, executor and checkpoint settings may change.
+    ``on_start(run_dir)`` is called once the run's store exists, before training
+    (``--serve`` starts the service there).
     ``task`` is a ready Task instance instead of ``task=<name or reference>``
     (resume re-imports its class, or takes the same instance again).
     """
@@ -173,6 +176,8 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
         coordinator = create_run(build_config(data), reporter, task)
     try:
+        if on_start is not None:
+            on_start(coordinator.run_dir)
         return coordinator.run()
     except KeyboardInterrupt:
         ids = coordinator.interrupt()

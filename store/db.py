@@ -4,11 +4,18 @@ Storage contract
 ----------------
 * Tables: ``searches`` (one per run), ``nodes`` (the tree), ``metrics`` (namespaced
   key/value per node and step), ``decisions`` (every manager and stopper request:
-  context, raw response, verdict, whether it was applied), ``events`` (a log) and
-  ``migrations`` (schema changes applied, by name).
+  context, raw response, verdict, whether it was applied), ``events`` (a log),
+  ``commands`` (a person's requests from the service, applied by the search only:
+  :mod:`searchmgr.commands`), ``revision`` (a counter that triggers bump on every
+  change; ``nodes.rev`` is the revision of a node's last change) and ``migrations``
+  (schema changes applied, by name).
 * Every state change is one transaction through :meth:`TreeStore.atomic`; a node's
   completion (status, scores, checkpoint reference, UCT backup along its path)
-  commits at once or not at all.
+  commits at once or not at all. Transactions take the write lock up front
+  (``BEGIN IMMEDIATE``) and wait up to ``BUSY_TIMEOUT_S`` for it, so a second
+  writer (the service queueing a command) never makes them fail.
+* :meth:`TreeStore.read_only` opens a store for readers in other processes or
+  threads (the service): no migration, no write, never a lock the search waits on.
 * Objects handed out (:class:`Node`, :class:`DecisionRecord`) are frozen snapshots;
   the tree changes only through store methods.
 * A node left ``RUNNING`` by a dead process is turned ``INTERRUPTED`` by
@@ -25,7 +32,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import sqlite_utils
 
@@ -78,6 +85,22 @@ class Verdict(str, enum.Enum):
     CONTINUE = "continue"
 
 
+class CommandKind(str, enum.Enum):
+    """What a person asked the search to do (through the service)."""
+
+    CHILD = "child"  # train this child of a node next
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    CLOSE = "close"  # never expand this node's subtree again
+
+
+class CommandStatus(str, enum.Enum):
+    QUEUED = "queued"  # written by the service, not yet seen by the search
+    APPLIED = "applied"
+    REJECTED = "rejected"  # the search could not apply it (``result`` says why)
+
+
 def _now() -> float:
     return time.time()
 
@@ -107,6 +130,7 @@ class Node:
     created_at: float
     finished_at: float | None
     started_at: float | None = None  # when an executor last started training it
+    rev: int = 0  # the run's revision at this node's last change (see ``revision``)
 
     @property
     def is_root(self) -> bool:
@@ -154,6 +178,28 @@ class DecisionRecord:
         return cls(**r)
 
 
+@dataclass(frozen=True)
+class CommandRecord:
+    id: int
+    search_id: int
+    kind: CommandKind
+    node_id: int | None
+    payload: Any
+    status: CommandStatus
+    result: str | None
+    child_id: int | None  # the node a CHILD command created
+    created_at: float
+    applied_at: float | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "CommandRecord":
+        r = dict(row)
+        r["kind"] = CommandKind(r["kind"])
+        r["status"] = CommandStatus(r["status"])
+        r["payload"] = json.loads(r["payload"]) if r["payload"] else None
+        return cls(**r)
+
+
 def _create_v1(db: sqlite_utils.Database) -> None:
     db["searches"].create({
         "id": int, "task": str, "config": str, "surface": str, "surface_fingerprint": str,
@@ -191,19 +237,57 @@ def _coordinator_v2(db: sqlite_utils.Database) -> None:
     db["nodes"].add_column("started_at", float)
 
 
-MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2)]
+def _create_commands(db: sqlite_utils.Database) -> None:
+    db["commands"].create({
+        "id": int, "search_id": int, "kind": str, "node_id": int, "payload": str, "status": str, "result": str,
+        "child_id": int, "created_at": float, "applied_at": float,
+    }, pk="id", foreign_keys=[("search_id", "searches", "id")], not_null={"kind", "status"})
+    db["commands"].create_index(["search_id", "status"])
+
+
+# tables whose every insert (and update) bumps the run's revision; nodes also record it in ``rev``
+_REVISED = {"nodes": True, "metrics": False, "decisions": True, "events": False, "commands": True,
+            "closed": False}
+
+
+def _create_revisions(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+    db.execute("INSERT INTO revision VALUES (1, 1)")
+    db["nodes"].add_column("rev", int, not_null_default=1)  # rows from before the migration: revision 1
+    bump = "UPDATE revision SET n = n + 1;"
+    for table, updates in _REVISED.items():
+        stamp = "UPDATE nodes SET rev = (SELECT n FROM revision) WHERE id = NEW.id;" if table == "nodes" else ""
+        db.execute(f"CREATE TRIGGER {table}_rev_insert AFTER INSERT ON {table} BEGIN {bump} {stamp} END")
+        if updates:
+            guard = "WHEN NEW.rev IS OLD.rev" if table == "nodes" else ""  # not for the stamp itself
+            db.execute(f"CREATE TRIGGER {table}_rev_update AFTER UPDATE ON {table} {guard} BEGIN {bump} {stamp} END")
+
+
+MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2),
+              ("0002_commands", _create_commands), ("0003_serve_revisions", _create_revisions)]
+BUSY_TIMEOUT_S = 30.0  # how long a transaction waits for another writer's (short) transaction
 
 
 class TreeStore:
     """A run's tree database. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, _mode: Literal["migrate", "ro", "rw"] = "migrate"):
         self.path = Path(path)
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            if _mode == "migrate":
+                self.db = sqlite_utils.Database(self.path)
+                self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            else:  # an existing store, as it is: read-only, or for queueing commands
+                uri = f"{self.path.resolve().as_uri()}?mode={_mode}"
+                self.db = sqlite_utils.Database(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                                                check_same_thread=False))
+                missing = [name for name, _ in MIGRATIONS if name not in self.migrations()]
+                if missing:
+                    raise StoreError(f"{self.path} predates migrations {missing}; open it once for writing "
+                                     f"(`searchmgr show {self.path.parent}` upgrades it) and try again")
             if not self.db["searches"].exists():
                 raise CorruptStore(f"{self.path} lacks the searches table")
         except sqlite3.DatabaseError as e:
@@ -212,10 +296,29 @@ class TreeStore:
                 "`searchmgr explore`, or start a new run"
             ) from None
 
+    @classmethod
+    def read_only(cls, path: str | Path) -> "TreeStore":
+        """Open for reading only (``mode=ro``): what the service and other processes use while a search runs."""
+        if not Path(path).exists():
+            raise StoreError(f"no store at {path}")
+        return cls(path, _mode="ro")
+
+    @classmethod
+    def for_commands(cls, path: str | Path) -> "TreeStore":
+        """Open an existing store without migrating it, to :meth:`queue_command` (the service's only write)."""
+        if not Path(path).exists():
+            raise StoreError(f"no store at {path}")
+        return cls(path, _mode="rw")
+
+    def migrations(self) -> set[str]:
+        if not self.db["migrations"].exists():
+            return set()
+        return {r["name"] for r in self.db["migrations"].rows}
+
     def _migrate(self) -> None:
         if not self.db["migrations"].exists():
             self.db["migrations"].create({"name": str, "applied_at": float}, pk="name")
-        done = {r["name"] for r in self.db["migrations"].rows}
+        done = self.migrations()
         for name, fn in MIGRATIONS:
             if name not in done:
                 with self.atomic():
@@ -233,9 +336,25 @@ class TreeStore:
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction (nested blocks become savepoints)."""
-        with self.db.atomic():
+        """One transaction (nested blocks become savepoints).
+
+        The outermost block takes the write lock at once (``BEGIN IMMEDIATE``): a deferred
+        transaction that read first would fail with "database is locked" if another
+        connection wrote in between, rather than wait.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     # searches ---------------------------------------------------------------
     def create_search(self, task: str, config: dict, surface: list[dict], fingerprint: str, info: dict) -> int:
@@ -402,3 +521,35 @@ class TreeStore:
 
     def events(self, search_id: int) -> list[dict]:
         return list(self.db["events"].rows_where("search_id = ?", [search_id], order_by="id"))
+
+    def last_event(self, search_id: int, kinds: tuple[str, ...]) -> dict | None:
+        """The newest event of one of ``kinds``."""
+        rows = list(self.db["events"].rows_where(
+            f"search_id = ? AND kind IN ({', '.join('?' * len(kinds))})", [search_id, *kinds],
+            order_by="id DESC", limit=1))
+        return rows[0] if rows else None
+
+    # commands (queued by the service, applied by the search) ---------------------
+    def queue_command(self, search_id: int, kind: CommandKind, node_id: int | None = None,
+                      payload: Any = None) -> int:
+        with self.atomic():
+            return self.db["commands"].insert({
+                "search_id": search_id, "kind": kind.value, "node_id": node_id,
+                "payload": json.dumps(payload) if payload is not None else None,
+                "status": CommandStatus.QUEUED.value, "created_at": _now()}).last_pk
+
+    def commands(self, search_id: int, status: CommandStatus | None = None) -> list[CommandRecord]:
+        where, args = "search_id = ?", [search_id]
+        if status is not None:
+            where, args = where + " AND status = ?", args + [status.value]
+        return [CommandRecord.from_row(r) for r in self.db["commands"].rows_where(where, args, order_by="id")]
+
+    def settle_command(self, command_id: int, status: CommandStatus, result: str,
+                       child_id: int | None = None) -> None:
+        with self.atomic():
+            self.db["commands"].update(command_id, {"status": status.value, "result": result,
+                                                    "child_id": child_id, "applied_at": _now()})
+
+    def revision(self) -> int:
+        """The run's change counter: any write to nodes, metrics, decisions, events or commands raises it."""
+        return self.db.execute("SELECT n FROM revision").fetchone()[0]

@@ -72,3 +72,41 @@ def test_retention_keeps_what_can_still_be_a_parent_and_the_tips():
     assert doomed(nodes, closed={2}) == [2, 6]
     running = node(7, 2, 2, NodeStatus.RUNNING, "heuristic", recipe={"lr": 0.3}, ckpt=False)
     assert doomed(nodes + [running], closed={2}, in_flight={7}) == [6]
+
+
+def test_start_anywhere_spreads_root_children_over_the_surface(tmp_path):
+    from searchmgr.search import explore
+    from searchmgr.store import TreeStore
+
+    out = tmp_path / "run"
+    explore(["task=toy", "preset=smoke", "threads=1", "uct.start=anywhere", "uct.c=2", "budget.steps=240",
+             f"out={out}"])
+    with TreeStore(out / "tree.db") as s:
+        nodes = s.nodes(1)
+    starts = [n for n in nodes if n.source == policy.START]
+    assert len(starts) >= 2 and all(n.depth == 1 for n in starts)
+    # far beyond one bounded step from the base recipe (dropout may move 0.1 per step): the whole range is open
+    assert max(n.recipe["dropout"] for n in starts) > 0.2
+    assert all(n.source != policy.START for n in nodes if n.depth > 1)
+
+
+def test_widening_spends_the_budget_where_a_fixed_k_max_exhausts_the_tree(tmp_path):
+    from searchmgr.search import explore
+
+    words = ["task=toy", "preset=smoke", "threads=1", "uct.k_max=1", "budget.steps=400", "stopper.name=none"]
+    narrow = explore(words + [f"out={tmp_path / 'a'}"])
+    wide = explore(words + ["uct.widen=1", f"out={tmp_path / 'b'}"])
+    assert "exhausted" in narrow.stop_reason and narrow.steps_used <= 200
+    assert wide.steps_used > 400 - 60 and "step budget" in wide.stop_reason
+
+
+def test_max_q_follows_one_success_that_the_mean_dilutes():
+    from searchmgr.uct import NodeView, TreeView, select
+
+    # child 2: one great leaf (utility 1.0) among three poor ones; child 3: steady 0.5 -> mean prefers 3, max 2
+    nodes = [NodeView(1, None, 0, True, None, 8, 0.0), NodeView(2, 1, 1, True, 0.0, 4, 1.0),
+             NodeView(3, 1, 1, True, 0.5, 4, 2.0)] + \
+            [NodeView(10 + i, 2, 2, True, u, 1, u) for i, u in enumerate((1.0, 0.0, 0.0))]
+    tree = TreeView.build(nodes)
+    assert select(tree, c=0.1, k_max=2, max_depth=3).path[:2] == (1, 3)
+    assert select(tree, c=0.1, k_max=2, max_depth=3, q_rule="max").path[:2] == (1, 2)
