@@ -78,7 +78,7 @@ def _coordinator(run_dir: Path, config: SearchConfig, task: Task, store: TreeSto
 def create_run(config: SearchConfig, reporter: Reporter | None = None, task: Task | None = None) -> Coordinator:
     """Create a run directory for ``config``: the task's root checkpoint and the fixed baseline's start."""
     config, task = resolve(config, task)
-    run_dir = config.out or Path("runs") / f"{config.task}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = config.out or Path("runs") / f"{task.name}-{datetime.now():%Y%m%d-%H%M%S}"  # a plug-in's name, not its path
     if (run_dir / DB_NAME).exists():
         raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr explore --resume "
                           f"{run_dir}` or choose another out=")

@@ -1,6 +1,7 @@
 """Plug-in tasks: references, entry points, provenance, resume, and every kind of bad plug-in."""
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_explore_takes_an_instance_and_resume_reimports_its_class(tmp_path):
     assert row["task"] == "searchmgr.tasks.toy:ToyTask" and row["info"]["task_source"]["kind"] == "instance"
 
 
-def test_file_plugin_through_resume_show_export_report_replay(tmp_path, capsys):
+def test_file_plugin_through_resume_show_export_report_replay_compare(tmp_path, capsys):
     path = write_plugin(tmp_path)
     run = tmp_path / "run"
     assert main(["explore", f"task={path}:LineTask", f"out={run}", "budget.steps=40", "stopper.name=none"]) == 0
@@ -80,8 +81,17 @@ def test_file_plugin_through_resume_show_export_report_replay(tmp_path, capsys):
     assert main(["export", str(run), "-o", str(tmp_path / "s.json")]) == 0
     assert main(["report", str(run)]) == 0
     assert main(["replay", str(tmp_path / "s.json")]) == 0
+    assert main(["compare", f"task={path}:LineTask", "seeds=1", "methods=tree,random", "budget.steps=40",
+                 f"out={tmp_path / 'cmp'}"]) == 0
     out = capsys.readouterr().out
     assert "task_source" in out and "wrote" in out and (run / "report" / "report.html").exists()
+    assert (tmp_path / "cmp" / "compare.json").exists() and (tmp_path / "cmp" / "random" / "seed0" / "tree.db").exists()
+
+
+def test_a_plugin_run_without_out_is_named_after_the_task(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outcome = explore([f"task={write_plugin(tmp_path)}:LineTask", "budget.steps=20", "stopper.name=none"])
+    assert outcome.run_dir.parent == Path("runs") and outcome.run_dir.name.startswith("line-")
 
 
 def test_check_task_passes_for_good_tasks(tmp_path):
