@@ -109,13 +109,13 @@ class RunData:
         return T.steps_used(self.nodes)
 
 
-def _objective(task: str) -> Objective:
-    """The objective of ``task``; from its class when installed, else a val/loss guess."""
-    from searchmgr.tasks import UnknownTask, task_class
+def _objective(row: dict) -> Objective:
+    """The objective of a stored run; from its info or task class, else a val/loss guess."""
+    from searchmgr.tasks import TaskError, stored_objective
 
     try:
-        return task_class(task).objective
-    except UnknownTask:
+        return stored_objective(row)
+    except TaskError:
         return Objective("val/loss", Direction.MINIMIZE, "test/loss")
 
 
@@ -138,6 +138,6 @@ def load_run(run_dir: str | Path) -> RunData:
     )
     return RunData(
         run_dir=run_dir, task=row["task"], config=row["config"], info=row["info"],
-        objective=_objective(row["task"]),
+        objective=_objective(row),
         knobs=tuple(KnobInfo.from_description(d) for d in row["surface"]),
         nodes=nodes, metrics=metrics, decisions=decisions, counts=counts)

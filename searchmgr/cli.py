@@ -19,9 +19,9 @@ from searchmgr.rundir import claim_run, open_run, stored_config
 from searchmgr.sanitize import Redactor, cap, for_terminal, one_line
 from searchmgr.schedule import ScheduleError, export_schedule
 from searchmgr.store import CheckpointCorrupt, NodeStatus, StoreError
-from searchmgr.tasks import UnknownTask, available, make_task, task_class
+from searchmgr.tasks import SourceKind, TaskError, available, load_task, stored_objective
 
-USER_ERRORS = (ConfigError, StoreError, CheckpointCorrupt, ScheduleError, FileNotFoundError, UnknownTask)
+USER_ERRORS = (ConfigError, StoreError, CheckpointCorrupt, ScheduleError, FileNotFoundError, TaskError)
 MAX_ERROR_CHARS = 2_000  # an error message printed in full up to this size
 
 
@@ -34,11 +34,11 @@ def _console() -> Console:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     console = _console()
-    for name in available():
-        cls = task_class(name)
-        task = make_task(name, {})
-        console.print(f"[bold]{name}[/] ({cls.family.value}) — optimise {cls.objective.metric} "
-                      f"({cls.objective.direction.value}); presets {list(cls.presets)}")
+    for name in args.references or available():
+        task = load_task(name)
+        source = "" if task.source.kind is SourceKind.ENTRY_POINT else f" from {escape(task.source.reference)}"
+        console.print(f"[bold]{escape(name)}[/] ({task.family.value}){source} — optimise {task.objective.metric} "
+                      f"({task.objective.direction.value}); presets {list(task.presets)}")
         table = Table(show_header=True, header_style="dim", box=None, pad_edge=False)
         for col in ("knob", "range", "scale", "step limit", "role", "base", "effect"):
             table.add_column(col)
@@ -47,6 +47,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             table.add_row(k.name, f"[{k.low:g}, {k.high:g}]", k.scale.value, k.step_limit_text(), k.role.value,
                           f"{base[k.name]:g}", k.effect)
         console.print(table)
+        for c in task.surface.constraints:
+            console.print(f"constraint: {escape(c.text())}")
         console.print()
     return 0
 
@@ -118,7 +120,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         def safe(text: object) -> str:  # stored text may come from an LLM or a damaged file: no markup, no escapes
             return escape(one_line(redact(str(text))))
 
-        objective = task_class(row["task"]).objective
+        objective = stored_objective(row)
         nodes = store.nodes(row["id"])
         best = T.best_leaf(nodes, objective, cfg.max_depth)
         best_ids = {n.id for n in T.path_to(nodes, best.id)} if best else set()
@@ -239,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="searchmgr", description="Discover adaptive training schedules by UCT search "
                                 "over checkpointed recipe segments.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    t = sub.add_parser("tasks", help="list tasks and their action surfaces")
+    t = sub.add_parser("tasks", help="list tasks and their action surfaces", description="List the installed "
+                       "tasks (built-in and registered by packages under the entry-point group searchmgr.tasks), or "
+                       "the plug-ins given as package.module:attr or path/to/file.py:attr.")
+    t.add_argument("references", nargs="*", metavar="TASK", help="only these tasks (names or plug-in references)")
     t.set_defaults(fn=cmd_tasks)
     e = sub.add_parser("explore", help="run or resume a search", description=(
         "Run a search. Settings are key=value words: search keys (" + ", ".join(override_keys()) + ") and task "

@@ -135,7 +135,8 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
         methods = methods or [Method.parse(k) for k in DEFAULT_METHODS]
         seeds = seeds or 3
-        out = out or Path("runs") / f"compare-{overrides['task']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = str(overrides["task"]).rpartition(":")[2]  # a plug-in reference's attribute, not its path
+        out = out or Path("runs") / f"compare-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / RESULT).exists():
             raise ConfigError(f"{out} already holds a comparison; continue it with `searchmgr compare --resume {out}`")
         result = None

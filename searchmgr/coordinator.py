@@ -40,6 +40,7 @@ from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
+from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import summarize
 
 
@@ -272,6 +273,9 @@ class Coordinator:
                          trained.train_s, error=trained.error)
             if trained.parent_damaged:  # no child can train from that parent: take it out of the search
                 quarantine(self.store, self.store.node(node.parent_id), trained.parent_damaged, self.in_flight())
+            if trained.broke_contract:  # a broken plug-in: stop at its first bad segment, saying what to fix
+                (self.run_dir / checkpoint_ref(node.id)).unlink(missing_ok=True)
+                raise TaskContractError(trained.error.removeprefix("TaskContractError: "))
         elif live.diverged:
             self._finish(node, NodeStatus.FAILED, None, None, live.stopped_at[0] - node.start_step, trained.train_s,
                          error=live.diverged)

@@ -11,7 +11,7 @@ from typing import Any
 from searchmgr import tree as T
 from searchmgr.rundir import open_run, stored_config
 from searchmgr.store import TreeStore
-from searchmgr.tasks import task_class
+from searchmgr.tasks import stored_objective
 
 FORMAT = "searchmgr.schedule/1"
 
@@ -104,7 +104,7 @@ def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
     row = store.search()
     config = stored_config(row).model_dump(mode="json")
     damage = damage_lines(store, run_dir, row["id"])
-    objective = task_class(row["task"]).objective
+    objective = stored_objective(row)
     nodes = store.nodes(row["id"])
     best = T.best_leaf(nodes, objective, config["max_depth"])
     if best is None:
