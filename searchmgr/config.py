@@ -48,13 +48,17 @@ class BudgetConfig(_Model):
 class UCTConfig(_Model):
     c: float = Field(0.5, ge=0, description="exploration constant C of UCT")
     k_max: int = Field(3, ge=1, le=16, description="most children per node (before widening)")
-    widen: float = Field(0.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
+    widen: float = Field(1.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
                          "widen*sqrt(N)) children, and the search never stops with budget left while a node can "
                          "grow (0: off)")
-    q: Literal["mean", "max"] = Field("mean", description="a child's Q: the mean utility backed up through it, or "
+    q: Literal["mean", "max"] = Field("max", description="a child's Q: the mean utility backed up through it, or "
                                       "the best one in its subtree")
+    starts: int | None = Field(None, ge=0, le=1024, description="with start=anywhere, the root's first children "
+                               "trained before UCT decides (default: as many as the budget has horizons)")
+    hold_first: bool = Field(True, description="a node's first child continues its recipe unchanged (so every "
+                             "constant-recipe chain the tree starts is a path of it); the manager proposes the others")
     start: Literal["bounded", "anywhere"] = Field(
-        "bounded", description="anywhere: the root's children after the fixed path start from recipes spread over "
+        "anywhere", description="anywhere: the root's children after the fixed path start from recipes spread over "
         "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "
         "tree's mean; bounded: every child is a bounded step from its parent")
 
