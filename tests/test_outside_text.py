@@ -35,6 +35,7 @@ def nasty_run(tmp_path_factory):
     try:
         with FakeOpenAI(default=nasty_answers()) as srv:
             explore(["task=toy", "preset=smoke", "width=16", "segment_steps=10", "eval_every=5", "max_depth=3",
+                     "uct.start=bounded", "uct.hold_first=false",  # every child from the manager
                      "budget.steps=90", "manager.name=openai", f"manager.base_url={srv.base_url}",
                      "manager.api_key_env=SEARCHMGR_NASTY_KEY", "manager.backoff_s=0", 'stopper.name="none"',
                      f"out={out}"], reporter=ConsoleReporter(Console(file=buf, width=200)))
