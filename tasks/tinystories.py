@@ -64,7 +64,7 @@ PRESETS: dict[str, Preset] = {
                     n_train=200, n_val=40, n_test=40, eval_windows=16, test_windows=32, eval_batch=16,
                     search=SearchDefaults(segment_steps=8, max_depth=2, budget_steps=48, eval_every=4)),
     "cpu": Preset(vocab_size=4096, n_layer=2, n_head=4, n_embd=192, context=64, batch_size=16, grad_accum=1,
-                  n_train=2000, n_val=300, n_test=300, eval_windows=64, test_windows=300, eval_batch=64,
+                  n_train=400, n_val=300, n_test=300, eval_windows=64, test_windows=300, eval_batch=64,
                   search=SearchDefaults(segment_steps=300, max_depth=5, budget_steps=9000, eval_every=50)),
     "paper": Preset(vocab_size=4096, n_layer=6, n_head=6, n_embd=384, context=256, batch_size=16, grad_accum=2,
                     n_train=2000, n_val=300, n_test=300, eval_windows=256, test_windows=300, eval_batch=64,
