@@ -40,7 +40,7 @@ def run_job(run_dir: Path, words: list[str], threads: int) -> dict:
     """``searchmgr explore task=tinystories_overfit out=run_dir *words`` in a child process; its wall and CPU seconds."""
     cmd = [str(SEARCHMGR), "explore", "task=tinystories_overfit", f"out={run_dir}", *words]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    print("$ OMP_NUM_THREADS=%d %s" % (threads, " ".join(cmd[1:])), flush=True)
+    print(f"$ OMP_NUM_THREADS={threads} searchmgr {' '.join(cmd[1:])}", flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True)

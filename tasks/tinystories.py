@@ -1,4 +1,4 @@
-"""tinystories_overfit: a small GPT on 2,000 TinyStories stories that overfits under its fixed recipe.
+"""tinystories_overfit: a small GPT on a few hundred TinyStories stories that overfits under its fixed recipe.
 
 The fixed recipe (cosine learning rate 1e-3 -> 1e-4 over the schedule horizon, no
 dropout, no weight decay) memorises the small training split: training loss keeps
@@ -9,9 +9,10 @@ loss at the end of the schedule.
 Data (see ``_stories.py``): a file the user passes, else the hub dataset when it is
 reachable, else an offline TinyStories-style generator; ``info()`` records which.
 Each example is the start of one story (its first ``context + 1`` tokens, padding
-ignored by the loss), so the training set is 2,000 fixed sequences; batches come from a
-``torch.Generator`` carried in the checkpoint, so a resumed segment continues
-exactly. Training and validation losses are measured on fixed windows.
+ignored by the loss), so the training set is ``n_train`` fixed sequences (400 in the
+cpu preset, 2,000 in the paper preset); batches come from a ``torch.Generator``
+carried in the checkpoint, so a resumed segment continues exactly. Training and
+validation losses are measured on fixed windows.
 """
 
 from __future__ import annotations
@@ -141,9 +142,9 @@ class TinyStoriesOverfit(Task):
     objective = Objective("val/loss", Direction.MINIMIZE, "test/loss")
     description = (
         "Language modelling of short children's stories with a small GPT trained from scratch with AdamW on a small "
-        "training split (2,000 stories) and evaluated on held-out stories. The learning rate follows a cosine decay "
-        "from the lr knob to a tenth of it over the whole schedule. The goal is the lowest validation loss "
-        "(cross-entropy per token) at the end of the schedule."
+        "training split (400 stories in the cpu preset, 2,000 in the paper preset) and evaluated on held-out "
+        "stories. The learning rate follows a cosine decay from the lr knob to a tenth of it over the whole schedule. "
+        "The goal is the lowest validation loss (cross-entropy per token) at the end of the schedule."
     )
     Options = TinyStoriesOptions
     presets = ("cpu", "paper", "smoke")
