@@ -43,12 +43,15 @@ def run_job(run_dir: Path, words: list[str], threads: int) -> dict:
     print(f"$ OMP_NUM_THREADS={threads} searchmgr {' '.join(cmd[1:])}", flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True)
+    returncode = subprocess.run(cmd, env=env).returncode
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if returncode:
+        print(f"the job exited with status {returncode}: what it stored is reported below as a partial run "
+              f"(continue it with `searchmgr explore --resume {run_dir}`)", file=sys.stderr)
     return {"command": "searchmgr " + " ".join(cmd[1:]), "threads": threads, "wall_s": wall, "cpu_s": cpu,
-            "load_avg_after": os.getloadavg()}
+            "returncode": returncode, "load_avg_after": os.getloadavg()}
 
 
 def schedule_numbers(run: RunData, path: list) -> dict:
@@ -82,7 +85,8 @@ def report(s: dict) -> None:
     if t:
         print(f"\n{t['command']}  (OMP_NUM_THREADS={t['threads']})")
         print(f"wall {t['wall_s'] / 60:.1f} min, CPU {t['cpu_s'] / 60:.1f} min, "
-              f"load average after {', '.join(f'{x:.1f}' for x in t['load_avg_after'])}")
+              f"load average after {', '.join(f'{x:.1f}' for x in t['load_avg_after'])}"
+              + (f"; exited with status {t['returncode']} (partial run)" if t.get("returncode") else ""))
     rate = f"{s['train_steps_per_s']:.1f}" if s["train_steps_per_s"] else "?"
     print(f"data {s['data_source']} ({s['train_stories']} training stories); {s['steps_used']}/{s['budget_steps']} steps, "
           f"{s['nodes']} segments ({s['pruned']} pruned), horizon {s['horizon']}; "
@@ -156,6 +160,8 @@ def main() -> None:
         if args.redraw:
             raise SystemExit(f"{run_dir} holds no run; drop --redraw to make one")
         timing = run_job(run_dir, args.words, args.threads)
+        if not (run_dir / "tree.db").exists():
+            raise SystemExit(f"the job stored nothing in {run_dir}; see its error above")
     elif args.words:
         raise SystemExit(f"{run_dir} already holds a run; settings apply only to a new run (pick another --run)")
     run = load_run(run_dir)
