@@ -1,4 +1,4 @@
-"""Benchmark: what an endpoint's latency costs a search once proposals are prefetched.
+"""Benchmark: what an endpoint's latency costs a search when the coordinator asks ahead.
 
 Runs the same `toy` search twice (or more, alternating) with the `openai` manager
 against the local fake chat-completions server of the tests: once answering at once,
@@ -8,13 +8,13 @@ off, so both searches train the same number of equal segments; the difference in
 time is what the latency costs. Prints both wall times, the ratio, and the seconds the
 training loop actually waited for proposals (``propose_s``).
 
-    .venv/bin/python scripts/bench_latency.py                  # 3 s vs 0 s, prefetch on
-    .venv/bin/python scripts/bench_latency.py --prefetch off   # what it costs without prefetching
+    .venv/bin/python scripts/bench_latency.py                     # 3 s vs 0 s, one worker process, asked ahead
+    .venv/bin/python scripts/bench_latency.py --executor inline   # training waits for every answer
 
-What cannot be hidden: when UCT chooses to extend the segment that has just finished,
-nothing could be asked before it ended (its telemetry did not exist), so training
-waits one answer. The cost is therefore about (such expansions x latency) / wall
-time; segments a few times longer than the latency keep it small.
+With ``executor.name=process`` the coordinator plans and asks the manager for the next
+node while the worker trains the current one (``executor.ahead``, one per worker for
+slow managers); the planned node counts as an unobserved visit (WU-UCT), so it is
+planned without the telemetry of the segment still training.
 
 Run it on an idle machine: the numbers are wall-clock times. Machines shared with
 other work change speed between runs; the script also prints the ratio at equal
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fake_openai_server import FakeOpenAI, surface_reading_answers  # noqa: E402
 
 from searchmgr.config import build_config, parse_overrides  # noqa: E402
-from searchmgr.search import Search  # noqa: E402
+from searchmgr.search import create_run  # noqa: E402
 
 
 def run_once(args: argparse.Namespace, delay: float, out: Path) -> dict:
@@ -47,17 +47,16 @@ def run_once(args: argparse.Namespace, delay: float, out: Path) -> dict:
             "task=toy", f"width={args.width}", f"n_train={args.n_train}", f"segment_steps={args.segment_steps}",
             f"eval_every={args.segment_steps // 4}", f"max_depth={args.depth}",
             f"budget.steps={args.segment_steps * args.nodes}", 'stopper.name="none"', "manager.name=openai",
-            f"manager.base_url={srv.base_url}", f"manager.prefetch={'true' if args.prefetch == 'on' else 'false'}",
+            f"manager.base_url={srv.base_url}", f"executor.name={args.executor}", "threads=1",
             f"seed={args.seed}", f"out={out}",
         ]
-        search = Search.create(build_config(parse_overrides(words)))
+        search = create_run(build_config(parse_overrides(words)))
         try:
             outcome = search.run()
         finally:
             search.close()
-        stats = {"requested": search.prefetch.requested, "used": search.prefetch.used} if search.prefetch else {}
     return {"delay_s": delay, "wall_s": outcome.wall_s, "train_s": outcome.train_s, "propose_s": search.propose_s,
-            "nodes": outcome.nodes_trained, "requests": len(srv.requests), "prefetch": stats}
+            "nodes": outcome.nodes_trained, "requests": len(srv.requests), "ahead": search.ahead}
 
 
 def main() -> None:
@@ -69,7 +68,9 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=3, help="max_depth (segments per schedule)")
     p.add_argument("--nodes", type=int, default=12, help="segments the budget pays for")
     p.add_argument("--repeats", type=int, default=1, help="pairs of runs (order alternates)")
-    p.add_argument("--prefetch", choices=["on", "off"], default="on")
+    p.add_argument("--executor", choices=["inline", "process"], default="process",
+                   help="process: one worker process trains while the coordinator asks the LLM ahead; inline: "
+                   "training waits for every answer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_latency")
     args = p.parse_args()
@@ -86,7 +87,7 @@ def main() -> None:
             results[delay].append(res)
             print(f"delay {delay:>4g}s: wall {res['wall_s']:7.1f}s  training {res['train_s']:7.1f}s  "
                   f"waited for proposals {res['propose_s']:6.2f}s  nodes {res['nodes']}  "
-                  f"requests {res['requests']}  prefetch {res['prefetch']}  (total {time.perf_counter() - t0:.0f}s)",
+                  f"requests {res['requests']}  asked ahead {res['ahead']}  (total {time.perf_counter() - t0:.0f}s)",
                   flush=True)
     def mean(delay: float, key: str) -> float:
         return statistics.mean(r[key] for r in results[delay])
@@ -98,7 +99,7 @@ def main() -> None:
     # spent outside training: compare the walls with the zero-latency run's training time in both
     outside_fast, outside_slow = fast - train_fast, slow - train_slow
     equal_speed_ratio = (train_fast + outside_slow) / (train_fast + outside_fast)
-    summary = {"delay_s": args.delay, "prefetch": args.prefetch, "wall_s_zero_latency": fast, "wall_s_slow": slow,
+    summary = {"delay_s": args.delay, "executor": args.executor, "wall_s_zero_latency": fast, "wall_s_slow": slow,
                "ratio": slow / fast, "train_s_zero_latency": train_fast, "train_s_slow": train_slow,
                "outside_training_s_zero_latency": outside_fast, "outside_training_s_slow": outside_slow,
                "ratio_at_equal_training_speed": equal_speed_ratio,

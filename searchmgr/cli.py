@@ -53,6 +53,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from searchmgr.compare import compare
+
+    compare(args.words, resume=args.resume)
+    return 0
+
+
 def _open(run: Path) -> TreeStore:
     from searchmgr.search import DB_NAME, RunNotFound
 
@@ -98,6 +105,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         fixed = T.fixed_path(nodes)[-1]
         console.print(f"fixed path: {' -> '.join(str(i) for i in sorted(fixed_ids))}  "
                       f"{objective.metric}={_fmt(fixed.val_score)} (test {_fmt(fixed.test_score)})")
+        kept = [args.run / n.checkpoint for n in nodes if n.checkpoint]
+        size = sum(p.stat().st_size for p in kept if p.exists())
+        console.print(f"checkpoints: {len(kept)} kept ({cfg.get('checkpoints', {}).get('keep', 'all')}), "
+                      f"{size / 2**20:.1f} MiB on disk; {sum(1 for n in nodes if n.status.finished)} nodes trained")
         if args.decisions:
             from searchmgr.traces import render_decisions
 
@@ -175,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this directory; budget, "
                    "manager, stopper and uct settings may change")
     e.set_defaults(fn=cmd_explore)
+    c = sub.add_parser("compare", help="run the tree search and the baselines at equal budget over seeds",
+                       description="Run every method at the same step budget, seeds and task options and write "
+                       "compare.json, compare.md and compare.png (best-so-far validation, mean ± se over seeds). "
+                       "Methods: tree (heuristic manager), tree:MANAGER, grid, random, tpe (Optuna), pbt. "
+                       "Words: methods=, seeds=N (seeds 0..N-1), out=, grid.KNOB=V1,V2, and any explore setting "
+                       "(task=, budget.steps=, task options ...). Example: searchmgr compare task=toy "
+                       "methods=tree,grid,random,tpe,pbt seeds=3 budget.steps=2400 out=cmp/toy")
+    c.add_argument("words", nargs="*", metavar="KEY=VALUE")
+    c.add_argument("--resume", type=Path, metavar="DIR", help="continue a comparison; methods= and seeds= may add "
+                   "methods and seeds")
+    c.set_defaults(fn=cmd_compare)
     s = sub.add_parser("show", help="print a run's tree, best path and fixed path")
     s.add_argument("run", type=Path, metavar="RUN")
     s.add_argument("--decisions", action="store_true", help="also print the decision traces per node")

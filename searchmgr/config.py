@@ -35,7 +35,16 @@ class BudgetConfig(_Model):
 
 class UCTConfig(_Model):
     c: float = Field(0.5, ge=0, description="exploration constant C of UCT")
-    k_max: int = Field(3, ge=1, le=16, description="most children per node")
+    k_max: int = Field(3, ge=1, le=16, description="most children per node (before widening)")
+    widen: float = Field(0.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
+                         "widen*sqrt(N)) children, and the search never stops with budget left while a node can "
+                         "grow (0: off)")
+    q: Literal["mean", "max"] = Field("mean", description="a child's Q: the mean utility backed up through it, or "
+                                      "the best one in its subtree")
+    start: Literal["bounded", "anywhere"] = Field(
+        "bounded", description="anywhere: the root's children after the fixed path start from recipes spread over "
+        "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "
+        "tree's mean; bounded: every child is a bounded step from its parent")
 
 
 class ManagerConfig(_Model):
@@ -56,11 +65,16 @@ class ManagerConfig(_Model):
     output: Literal["auto", "json_schema", "json_object_schema", "json_object", "text"] = Field(
         "auto", description="structured output: auto tries json_schema, then json_object with the schema "
         "(llama.cpp), then json_object, then plain text")
-    prefetch: bool | None = Field(None, description="propose the next child while a segment trains "
-                                  "(default: on for LLM backends, off for offline managers)")
-    prefetch_parents: int = Field(3, ge=1, le=8, description="most parents to prefetch proposals for at once")
     replay: Path | None = Field(None, description="run directory whose decision traces the `replay` manager "
                                 "(and stopper) answer from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        """Runs stored before the coordinator carry prefetch settings; executor.ahead replaced them."""
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in ("prefetch", "prefetch_parents")}
+        return data
 
     @field_validator("name", "fallback")
     @classmethod
@@ -89,6 +103,9 @@ class StopperConfig(_Model):
     min_fraction: float = Field(0.4, ge=0, le=1, description="no stop before this fraction of a segment")
     window: int = Field(3, ge=2, description="evaluations the rule stopper fits its trend on")
     margin: float = Field(0.01, ge=0, description="noise allowance, relative to the best score")
+    scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "
+                                           "those ending at the horizon (compared with the best complete schedule; "
+                                           "no short-horizon bias against slow starters)")
     every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
     every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
     asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "
@@ -102,6 +119,54 @@ class StopperConfig(_Model):
         return v
 
 
+class ExecutorConfig(_Model):
+    name: str = Field("inline", description="where segments train: inline (this process), process (local "
+                      "worker processes) or ray")
+    workers: int = Field(1, ge=1, le=1024, description="segments trained at once (process and ray)")
+    gpus_per_worker: float = Field(0, ge=0, le=16, description="GPUs per worker (process: whole GPUs via "
+                                   "CUDA_VISIBLE_DEVICES; ray: the task's num_gpus)")
+    address: str | None = Field(None, description="address of an existing Ray cluster (default: start a local one)")
+    ahead: int | None = Field(None, ge=0, le=64, description="proposals asked ahead of need while segments train "
+                              "(default: 1 per worker for slow managers such as LLMs, else 0)")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from searchmgr.executors import executor_names
+
+        if v not in executor_names():
+            raise ValueError(f"unknown executor {v!r}; choose one of {executor_names()}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExecutorConfig":
+        if self.name == "inline" and self.workers != 1:
+            raise ValueError(f"executor.workers={self.workers} needs executor.name=process or ray; "
+                             "the inline executor trains one segment at a time")
+        if self.name == "process" and self.gpus_per_worker != int(self.gpus_per_worker):
+            raise ValueError("executor.gpus_per_worker must be a whole number with executor.name=process "
+                             "(fractional GPUs need executor.name=ray)")
+        if self.address is not None and self.name != "ray":
+            raise ValueError("executor.address names a Ray cluster; add executor.name=ray")
+        return self
+
+
+class PolicyConfig(_Model):
+    name: Literal["uct", "grid", "random", "tpe", "pbt"] = Field(
+        "uct", description="uct: the tree search; grid, random, tpe (Optuna), pbt: baselines over the same store "
+        "(constant-recipe chains, or a PBT population)")
+    grid: dict[str, list[float]] = Field(default_factory=dict, description="grid values per knob (grid policy; "
+                                         "unlisted knobs: evenly spaced on their scale)")
+    population: int | None = Field(None, ge=2, le=1024, description="PBT population (default: budget / horizon)")
+    quantile: float = Field(0.25, gt=0, le=0.5, description="PBT: the bottom quantile copies the top quantile")
+
+
+class CheckpointsConfig(_Model):
+    keep: Literal["expandable", "all"] = Field(
+        "expandable", description="expandable: keep the checkpoints that can still be a parent, plus the best "
+        "and fixed paths' tips, and delete the rest; all: keep every checkpoint")
+
+
 class SearchConfig(_Model):
     task: str = Field(description="task name (see `searchmgr tasks`)")
     seed: int = Field(0, ge=0, description="seed of the root model and of random managers")
@@ -113,6 +178,11 @@ class SearchConfig(_Model):
     uct: UCTConfig = Field(default_factory=UCTConfig)
     manager: ManagerConfig = Field(default_factory=ManagerConfig)
     stopper: StopperConfig = Field(default_factory=StopperConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
+    threads: int | None = Field(None, ge=1, le=1024, description="torch threads per worker (default: torch's own "
+                                "choice, which oversubscribes a machine shared by several runs)")
     task_options: dict[str, Any] = Field(default_factory=dict, description="validated by the task's options model")
 
     @property
@@ -131,7 +201,8 @@ class SearchConfig(_Model):
                 f"max_depth x segment_steps = {self.horizon} steps; raise budget.steps or lower max_depth")
 
 
-SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig}
+SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig,
+            "policy": PolicyConfig, "executor": ExecutorConfig, "checkpoints": CheckpointsConfig}
 # keys fixed at creation: resume refuses to change them
 FROZEN_KEYS = ("task", "seed", "segment_steps", "max_depth", "eval_every", "task_options")
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from searchmgr.search import Outcome
+    from searchmgr.outcome import Outcome
     from searchmgr.store import Node
 
 

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from searchmgr.decision import decision_schema
 from searchmgr.surface import ActionSurface, Scale
-from searchmgr.tasks.base import Family, Objective
+from searchmgr.objective import Family, Objective
 
 MANAGER_PROMPT_VERSION = "manager/2"  # 2: the objective line names a tie-break
 STOPPER_PROMPT_VERSION = "stopper/1"

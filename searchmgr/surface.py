@@ -88,6 +88,16 @@ class Knob:
             return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
         return (value - self.low) / (self.high - self.low)
 
+    def at(self, position: float) -> float:
+        """The value at ``position`` in [0, 1] on the knob's own scale (rounded for integer knobs)."""
+        u = min(max(position, 0.0), 1.0)
+        if self.scale is Scale.LOG:
+            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            v = self.low + u * (self.high - self.low)
+        v = min(max(v, self.low), self.high)
+        return float(round(v)) if self.integer else v
+
     def describe(self) -> dict:
         return {
             "name": self.name,

@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from searchmgr.tasks.base import Objective
+from searchmgr.objective import Objective
 
 History = Sequence[tuple[int, dict[str, float]]]
 

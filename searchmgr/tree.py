@@ -6,7 +6,7 @@ import math
 from typing import Sequence
 
 from searchmgr.store import Node, NodeStatus
-from searchmgr.tasks.base import Objective
+from searchmgr.objective import Objective
 
 FIXED = "fixed"
 ROOT = "root"

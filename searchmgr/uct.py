@@ -10,6 +10,11 @@ parent's own score, both normalised to [0, 1] over every score the tree has
 observed. ``p`` is expanded when the virtual child wins and ``k < k_max``; otherwise
 selection descends into the best child. Nodes are read from an immutable
 :class:`TreeView`; nothing here touches the store.
+
+With several workers, nodes still training are *unobserved* visits (WU-UCT, "Watch
+the Unobserved", ICLR 2020): ``N`` in the exploration terms is completed plus pending
+visits, ``O(n)`` being the number of in-flight nodes at or below ``n``, while ``Q``
+averages completed visits only. With nothing in flight this is plain UCT.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ class NodeView:
     utility: float | None
     visits: int
     value_sum: float
+    pending: int = 0  # in-flight nodes at or below this one (unobserved visits, WU-UCT)
+
+    @property
+    def n(self) -> int:
+        """Visits for the exploration term: completed plus pending."""
+        return self.visits + self.pending
 
 
 @dataclass(frozen=True)
@@ -90,15 +101,36 @@ def virtual_score(q_prior: float, parent_visits: float, n_children: int, *, c: f
     return uct_score(q_prior, parent_visits, n_fair, c=c)
 
 
-def has_room(tree: TreeView, node_id: int, *, k_max: int, max_depth: int) -> bool:
+def allowed_children(node: NodeView, *, k_max: int, widen: float) -> int:
+    """Progressive widening: k_max, or ``widen * sqrt(N)`` children once a node has been visited enough."""
+    return k_max if widen <= 0 else max(k_max, int(widen * math.sqrt(node.n)))
+
+
+def has_room(tree: TreeView, node_id: int, *, k_max: int, max_depth: int, widen: float = 0.0) -> bool:
     """Whether selection can still expand ``node_id`` or something below it."""
     n = tree.nodes[node_id]
     if not n.expandable or n.depth >= max_depth:
         return False
     kids = tree.children[node_id]
-    if len(kids) < k_max:
+    if len(kids) < allowed_children(n, k_max=k_max, widen=widen):
         return True
-    return any(has_room(tree, k, k_max=k_max, max_depth=max_depth) for k in kids)
+    return any(has_room(tree, k, k_max=k_max, max_depth=max_depth, widen=widen) for k in kids)
+
+
+def best_below(tree: TreeView) -> dict[int, float]:
+    """The best utility observed at or below each node (for the ``max`` Q rule)."""
+    out: dict[int, float] = {}
+
+    def visit(i: int) -> float:
+        u = tree.nodes[i].utility
+        best = u if u is not None and math.isfinite(u) else -math.inf
+        for k in tree.children[i]:
+            best = max(best, visit(k))
+        out[i] = best
+        return best
+
+    visit(tree.root)
+    return out
 
 
 @dataclass(frozen=True)
@@ -110,25 +142,37 @@ class Selection:
     scores: Mapping[str, float]
 
 
-def select(tree: TreeView, *, c: float, k_max: int, max_depth: int) -> Selection | None:
-    """Descend from the root to the node to expand next, or ``None`` when the tree is exhausted."""
-    if not has_room(tree, tree.root, k_max=k_max, max_depth=max_depth):
+def select(tree: TreeView, *, c: float, k_max: int, max_depth: int, widen: float = 0.0, q_rule: str = "mean",
+           mean_prior: bool = False) -> Selection | None:
+    """Descend from the root to the node to expand next, or ``None`` when the tree is exhausted.
+
+    ``q_rule="max"`` scores a child by the best utility in its subtree instead of the mean
+    (one success is not averaged away among failures); ``mean_prior`` gives an unscored parent
+    (the root) the normalised mean of its subtree as Q_prior instead of 0, so the root can branch.
+    """
+    if not has_room(tree, tree.root, k_max=k_max, max_depth=max_depth, widen=widen):
         return None
     norm = Normaliser.of(tree)
+    best_u = best_below(tree) if q_rule == "max" else {}
     node = tree.root
     path = [node]
     while True:
         p = tree.nodes[node]
         kids = tree.children[node]
-        open_kids = [k for k in kids if has_room(tree, k, k_max=k_max, max_depth=max_depth)]
-        can_expand = len(kids) < k_max
+        open_kids = [k for k in kids if has_room(tree, k, k_max=k_max, max_depth=max_depth, widen=widen)]
+        can_expand = len(kids) < allowed_children(p, k_max=k_max, widen=widen)
         q_prior = norm(p.utility)
-        v = virtual_score(q_prior, p.visits, len(kids), c=c) if can_expand else -math.inf
+        if p.utility is None and mean_prior and p.visits > UNVISITED:
+            q_prior = norm(p.value_sum / p.visits)
+        v = virtual_score(q_prior, p.n, len(kids), c=c) if can_expand else -math.inf
         best, best_score = None, -math.inf
         for k in open_kids:
             ch = tree.nodes[k]
-            q = norm(ch.value_sum / ch.visits) if ch.visits > UNVISITED else 0.0
-            s = uct_score(q, p.visits, ch.visits, c=c)
+            if q_rule == "max":
+                q = norm(best_u[k]) if math.isfinite(best_u[k]) else 0.0
+            else:
+                q = norm(ch.value_sum / ch.visits) if ch.visits > UNVISITED else 0.0
+            s = uct_score(q, p.n, ch.n, c=c)
             if s > best_score:
                 best, best_score = k, s
         if can_expand and (best is None or v > best_score):

@@ -66,6 +66,18 @@ class DecisionKind(str, enum.Enum):
     STOPPER = "stopper"
 
 
+class Verdict(str, enum.Enum):
+    """What became of one request: a manager's answer is accepted, rejected (by the verifier), an error (no
+    answer) or stale (answered for a tree that changed); a stopper's verdict is stop or continue."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ERROR = "error"
+    STALE = "stale"
+    STOP = "stop"
+    CONTINUE = "continue"
+
+
 def _now() -> float:
     return time.time()
 
@@ -94,6 +106,7 @@ class Node:
     error: str | None
     created_at: float
     finished_at: float | None
+    started_at: float | None = None  # when an executor last started training it
 
     @property
     def is_root(self) -> bool:
@@ -121,18 +134,20 @@ class DecisionRecord:
     context: Any
     raw_response: str | None
     parsed: Any
-    verdict: str
+    verdict: Verdict
     reason: str | None
     applied: bool
     latency_s: float | None
     prompt_tokens: int | None
     completion_tokens: int | None
     created_at: float
+    rejection: str | None = None  # the verifier's rejection kind (searchmgr.decision.RejectionKind value)
 
     @classmethod
     def from_row(cls, row: dict) -> "DecisionRecord":
         r = dict(row)
         r["kind"] = DecisionKind(r["kind"])
+        r["verdict"] = Verdict(r["verdict"])
         r["applied"] = bool(r["applied"])
         r["context"] = json.loads(r["context"]) if r["context"] else None
         r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
@@ -166,7 +181,17 @@ def _create_v1(db: sqlite_utils.Database) -> None:
                          "data": str, "created_at": float}, pk="id")
 
 
-MIGRATIONS = [("0001_initial", _create_v1)]
+def _coordinator_v2(db: sqlite_utils.Database) -> None:
+    """Rejection kinds in a column (backfilled from the reason's prefix), and closed parents as rows."""
+    db["decisions"].add_column("rejection", str)
+    db.execute("UPDATE decisions SET rejection = substr(reason, 1, instr(reason, ':') - 1) "
+               "WHERE verdict = 'rejected' AND instr(reason, ':') > 0")
+    db["closed"].create({"search_id": int, "node_id": int, "reason": str, "created_at": float},
+                        pk="node_id", foreign_keys=[("node_id", "nodes", "id")])
+    db["nodes"].add_column("started_at", float)
+
+
+MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2)]
 
 
 class TreeStore:
@@ -272,7 +297,7 @@ class TreeStore:
         """Mark a node running; metrics of an earlier, interrupted attempt are dropped."""
         with self.atomic():
             self.db.execute("DELETE FROM metrics WHERE node_id = ?", [node_id])
-            self.set_status(node_id, NodeStatus.RUNNING, steps_trained=0)
+            self.set_status(node_id, NodeStatus.RUNNING, steps_trained=0, started_at=_now())
 
     def finish_node(self, node_id: int, status: NodeStatus, *, val_score: float | None, test_score: float | None,
                     utility: float | None, steps_trained: int, train_s: float | None = None, checkpoint: str | None = None,
@@ -288,10 +313,12 @@ class TreeStore:
             for nid, (visits, value_sum) in (backup or {}).items():
                 self.db["nodes"].update(nid, {"visits": visits, "value_sum": value_sum})
 
-    def interrupt_running(self, search_id: int) -> list[int]:
-        """Turn nodes left RUNNING by a dead process into INTERRUPTED; return their ids."""
+    def interrupt_running(self, search_id: int, node_ids: list[int] | None = None) -> list[int]:
+        """Turn nodes left RUNNING by a dead process (or a dead worker: ``node_ids``) into INTERRUPTED;
+        return their ids."""
         ids = [r["id"] for r in self.db["nodes"].rows_where(
-            "search_id = ? AND status = ?", [search_id, NodeStatus.RUNNING.value])]
+            "search_id = ? AND status = ?", [search_id, NodeStatus.RUNNING.value])
+            if node_ids is None or r["id"] in node_ids]
         with self.atomic():
             for nid in ids:
                 self.db["nodes"].update(nid, {"status": NodeStatus.INTERRUPTED.value})
@@ -318,16 +345,17 @@ class TreeStore:
                      parsed: Any = None, attempt: int = 0, prompt_version: str | None = None,
                      prompt_hash: str | None = None, latency_s: float | None = None,
                      prompt_tokens: int | None = None, completion_tokens: int | None = None,
-                     applied: bool = False) -> int:
+                     applied: bool = False, rejection: str | None = None) -> int:
         with self.atomic():
             return self.db["decisions"].insert({
+                "rejection": rejection,
                 "search_id": search_id, "node_id": node_id, "kind": kind.value, "source": source,
                 "attempt": attempt, "prompt_version": prompt_version, "prompt_hash": prompt_hash,
                 "context": json.dumps(context, default=str) if context is not None else None,
                 "raw_response": raw_response if raw_response is None or isinstance(raw_response, str)
                 else json.dumps(raw_response),
                 "parsed": json.dumps(parsed) if parsed is not None else None,
-                "verdict": verdict, "reason": reason, "applied": int(applied), "latency_s": latency_s,
+                "verdict": Verdict(verdict).value, "reason": reason, "applied": int(applied), "latency_s": latency_s,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": _now(),
             }).last_pk
 
@@ -345,6 +373,24 @@ class TreeStore:
 
     def decision(self, decision_id: int) -> DecisionRecord:
         return DecisionRecord.from_row(self.db["decisions"].get(decision_id))
+
+    # closed parents ---------------------------------------------------------------
+    def close_node(self, search_id: int, node_id: int, reason: str) -> None:
+        """Mark a node that no policy may expand again (no admissible distinct child, or closed by hand)."""
+        with self.atomic():
+            self.db["closed"].insert({"search_id": search_id, "node_id": node_id, "reason": reason,
+                                      "created_at": _now()}, replace=True)
+
+    def closed(self, search_id: int) -> frozenset[int]:
+        return frozenset(r["node_id"] for r in self.db["closed"].rows_where("search_id = ?", [search_id]))
+
+    def drop_checkpoint(self, node_id: int, reason: str) -> None:
+        """Forget a node's checkpoint (recorded before the file is deleted, so resume never needs it)."""
+        node = self.node(node_id)
+        with self.atomic():
+            self.db["nodes"].update(node_id, {"checkpoint": None})
+            self.add_event(node.search_id, "checkpoint_deleted", reason, node_id=node_id,
+                           data={"checkpoint": node.checkpoint})
 
     # events -------------------------------------------------------------------
     def add_event(self, search_id: int, kind: str, message: str, node_id: int | None = None,

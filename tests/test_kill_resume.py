@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from searchmgr import tree as T
 from searchmgr.search import explore
 from searchmgr.store import NodeStatus, TreeStore, load_checkpoint
@@ -22,12 +24,16 @@ def snapshot(db):
     return rows
 
 
-def test_sigkill_mid_segment_then_resume(tmp_path):
+@pytest.mark.parametrize("executor", [[], ["executor.name=process", "executor.workers=2", "threads=1"]],
+                         ids=["inline", "process"])
+def test_sigkill_mid_segment_then_resume(tmp_path, executor):
+    """The coordinator dies (with its workers, for the process executor): resume requeues what was in flight,
+    and nothing finished is lost or trained twice."""
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "searchmgr", "explore", "task=toy", "preset=smoke", "step_delay_s=0.02",
-           "budget.steps=200", f"out={run}"]
+           "budget.steps=200", f"out={run}", *executor]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
     db = run / "tree.db"
     deadline = time.time() + 120
     killed_running = None
@@ -37,7 +43,7 @@ def test_sigkill_mid_segment_then_resume(tmp_path):
             done = [r for r in rows if r[1] == "done" and r[0] != 1]
             running = [r for r in rows if r[1] == "running" and r[2] > 0]
             if len(done) >= 3 and running:
-                proc.send_signal(signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and its worker processes
                 killed_running = running[0][0]
                 break
         if proc.poll() is not None:

@@ -216,7 +216,7 @@ SECRET = "sk-test-SECRET-4f1d2c9e"
 
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
-    """One search (prefetch on, the default for `openai`) against the hostile script, with a secret key set."""
+    """One search against the hostile script, with a secret key set."""
     mp = pytest.MonkeyPatch()
     seen: list[dict] = []
     original = ToyTask.train_segment
@@ -257,15 +257,6 @@ def test_hostile_server_never_gets_an_invalid_recipe_into_training(hostile_run):
     assert all(not d.applied for d in ds if d.verdict != "accepted")
 
 
-def test_hostile_run_prefetched_its_proposals(hostile_run):
-    with TreeStore(hostile_run["out"] / "tree.db") as store:
-        stopped = [e for e in store.events(store.search()["id"]) if e["kind"] == "stopped"][-1]
-    stats = json.loads(stopped["data"])["prefetch"]
-    assert stats["requested"] >= stats["used"] >= 1
-    used = [d for d in decisions(hostile_run["out"]) if d.applied and d.source == "openai"]
-    assert any(d.context.get("prefetched") for d in used)
-
-
 def test_api_key_never_reaches_store_files_or_output(hostile_run):
     srv = hostile_run["server"]
     assert srv.requests and all(r["authorization"] == f"Bearer {SECRET}" for r in srv.requests)
@@ -292,7 +283,7 @@ def test_rejected_three_times_then_the_fallback_decides_and_a_dead_endpoint_fall
            decision([{"knob": "nope", "op": "add", "value": 1.0}]), "no json here"]
     with FakeOpenAI(bad, default=lambda body: {"status": 500}) as srv:  # then the endpoint dies for good
         outcome = explore(FAST + [f"manager.base_url={srv.base_url}", f"out={tmp_path / 'run'}",
-                                  "manager.prefetch=false", "budget.steps=50"])
+                                  "budget.steps=50"])
     check_trained(tmp_path / "run", spy)
     ds = decisions(tmp_path / "run")
     first = [d for d in ds if d.source == "openai"][:3]

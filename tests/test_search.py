@@ -6,7 +6,7 @@ import pytest
 from searchmgr import tree as T
 from searchmgr.config import ConfigError
 from searchmgr.schedule import Schedule, export_schedule
-from searchmgr.search import Search, explore
+from searchmgr.search import explore, resume_run
 from searchmgr.store import NodeStatus, TreeStore
 from searchmgr.surface import same_recipe
 
@@ -65,14 +65,14 @@ def test_resume_continues_without_retraining(tmp_path):
 def test_resume_refuses_task_and_surface_changes(tmp_path, monkeypatch):
     run, _ = run_toy(tmp_path, "budget.steps=60")
     with pytest.raises(ConfigError, match="cannot change task"):
-        Search.resume(run, {"task": "tinystories_overfit"})
+        resume_run(run, {"task": "tinystories_overfit"})
     with pytest.raises(ConfigError, match="task options"):
-        Search.resume(run, {"task_options": {"noise": 0.1}})
+        resume_run(run, {"task_options": {"noise": 0.1}})
     from searchmgr.surface import ActionSurface
 
     monkeypatch.setattr(ActionSurface, "fingerprint", lambda self: "changed")
     with pytest.raises(ConfigError, match="action surface"):
-        Search.resume(run, {})
+        resume_run(run, {})
 
 
 def test_config_errors_fail_before_training(tmp_path):

@@ -95,3 +95,19 @@ def test_normaliser():
     assert norm(-2.0) == 0.0 and norm(-0.5) == 1.0 and norm(-1.25) == pytest.approx(0.5)
     assert norm(None) == 0.0 and norm(-math.inf) == 0.0 and norm(5.0) == 1.0
     assert Normaliser(1.0, 1.0)(1.0) == 0.5
+
+
+def test_pending_visits_steer_exploration_but_not_q():
+    # WU-UCT: with c=5 child 2 wins (above). One node training under 2 (O=1) makes N(2)=2 in the exploration
+    # term: UCT(2)=0.667+5*sqrt(ln5/2)=4.908 (root N=4+1), UCT(3)=1+5*sqrt(ln5/2)=5.241, virtual=5*sqrt(ln5/1.25)
+    # =5.673 (N_fair=5/4) -> the virtual child wins now: expand the root instead of piling onto child 2.
+    base = three_children()
+    nodes = dict(base.nodes)
+    nodes[1] = NodeView(1, None, 0, True, None, 4, -4.5, pending=1)
+    nodes[2] = NodeView(2, 1, 1, True, -1.0, 1, -1.0, pending=1)
+    pending = TreeView(nodes, base.children, base.root)
+    assert select(base, c=5.0, k_max=4, max_depth=3).parent == 2
+    sel = select(pending, c=5.0, k_max=4, max_depth=3)
+    assert sel.parent == 1 and sel.scores["virtual"] == pytest.approx(5 * math.sqrt(math.log(5) / 1.25))
+    # Q still comes from completed visits: child 2's mean is unchanged by the pending visit
+    assert nodes[2].value_sum / nodes[2].visits == -1.0 and nodes[2].n == 2

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 from searchmgr.surface import ActionSurface
-from searchmgr.tasks.base import Family, Objective
+from searchmgr.objective import Family, Objective
 from searchmgr.telemetry import Summary
 
 
@@ -117,6 +117,12 @@ class Manager(ABC):
     """Proposes child recipes. Implementations: ``heuristic``, ``random`` (and LLM backends)."""
 
     name: ClassVar[str]
+    slow: ClassVar[bool] = False  # answers take seconds (LLMs): the coordinator asks ahead while segments train
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Manager":
+        """Build from the search config (:class:`searchmgr.config.SearchConfig`)."""
+        return cls()
 
     @abstractmethod
     def propose(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Proposal:

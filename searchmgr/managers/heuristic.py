@@ -15,7 +15,7 @@ from typing import Sequence
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate, verify
 from searchmgr.managers.base import Manager, Proposal, ProposalContext
 from searchmgr.surface import ActionSurface, Knob, Role, Scale
-from searchmgr.tasks.base import Family
+from searchmgr.objective import Family
 
 UP, DOWN = 1, -1
 

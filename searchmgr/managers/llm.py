@@ -27,7 +27,7 @@ from searchmgr.prompts import MANAGER_PROMPT_VERSION, manager_system_prompt, ren
 
 class LLMManager(Manager):
     name = "openai"
-    slow: ClassVar[bool] = True  # answers take seconds: the search prefetches its proposals
+    slow: ClassVar[bool] = True  # answers take seconds: the coordinator asks ahead while segments train
 
     def __init__(self, settings: BackendSettings, backend: ChatBackend | None = None):
         self.settings = settings

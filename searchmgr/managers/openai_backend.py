@@ -16,8 +16,8 @@ One :class:`ChatBackend` wraps the official ``openai`` client with the settings 
   ``api_key_env`` is read when the client is built; the key is never stored,
   logged, or put into errors or traces.
 
-The backend is thread-safe: the search calls it from a prefetch worker thread while
-the stopper calls its own backend from the training thread.
+The backend is thread-safe: the LLM stopper calls it from its own worker thread while
+the coordinator asks the manager.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def replay_config(overrides: Mapping[str, Any]) -> dict:
     stored, _ = load_trace(src)
     base = {k: stored[k] for k in ("task", "seed", "segment_steps", "max_depth", "eval_every", "budget", "uct",
                                    "stopper", "task_options") if k in stored}
-    base["manager"] = {**stored["manager"], "name": "replay", "replay": str(src), "prefetch": False}
+    base["manager"] = {**stored["manager"], "name": "replay", "replay": str(src)}
     if stored["stopper"]["name"] in LLM_STOPPERS:
         base["stopper"] = {**stored["stopper"], "name": "replay"}
     return merge(base, overrides)

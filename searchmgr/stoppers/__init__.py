@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
-
+from searchmgr.registry import Registry
 from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
 
-REGISTRY: dict[str, str] = {
+REGISTRY = Registry("stopper", {
     "rule": "searchmgr.stoppers.rule:RuleStopper",
     "none": "searchmgr.stoppers.none:NeverStopper",
     "llm": "searchmgr.stoppers.llm:LLMStopper",
     "replay": "searchmgr.stoppers.replay:ReplayStopper",
-}
+})
 
 
 def stopper_names() -> list[str]:
-    return list(REGISTRY)
+    return REGISTRY.names()
 
 
 def stopper_class(name: str) -> type[Stopper]:
-    if name not in REGISTRY:
-        raise KeyError(f"unknown stopper {name!r}; choose one of {stopper_names()}")
-    module, _, attr = REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return REGISTRY.get(name)
 
 
 __all__ = ["CONTINUE", "StopContext", "Stopper", "StopVerdict", "REGISTRY", "stopper_names", "stopper_class"]

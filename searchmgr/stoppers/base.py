@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
-from searchmgr.tasks.base import Objective
+from searchmgr.objective import Objective
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,14 @@ CONTINUE = StopVerdict(False, "continue")
 
 
 class Stopper(ABC):
+    """Decides at each evaluation of one segment; the coordinator keeps one instance per training node."""
+
     name: ClassVar[str]
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Stopper":
+        """Build from the search config (:class:`searchmgr.config.SearchConfig`)."""
+        return cls()
 
     @abstractmethod
     def should_stop(self, ctx: StopContext) -> StopVerdict:

@@ -21,6 +21,10 @@ class RuleStopper(Stopper):
         self.optimism = optimism
         self.margin = margin
 
+    @classmethod
+    def from_config(cls, config) -> "RuleStopper":
+        return cls(window=config.stopper.window, margin=config.stopper.margin)
+
     def should_stop(self, ctx: StopContext) -> StopVerdict:
         if ctx.step < ctx.min_step or ctx.best_at_depth is None or not ctx.trajectory:
             return CONTINUE

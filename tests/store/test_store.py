@@ -1,5 +1,7 @@
 import pytest
 
+from searchmgr.store.db import MIGRATIONS
+
 from searchmgr.store import (
     CheckpointCorrupt, CorruptStore, NodeStatus, StoreError, TreeStore, load_checkpoint, save_checkpoint,
 )
@@ -15,7 +17,7 @@ def store(tmp_path):
 def test_migrations_are_recorded_once(tmp_path):
     TreeStore(tmp_path / "t.db").close()
     with TreeStore(tmp_path / "t.db") as s:
-        assert [r["name"] for r in s.db["migrations"].rows] == ["0001_initial"]
+        assert [r["name"] for r in s.db["migrations"].rows] == [name for name, _ in MIGRATIONS]
 
 
 def test_finished_nodes_never_change(store):

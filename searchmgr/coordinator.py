@@ -1,0 +1,383 @@
+"""The coordinator: ask for the next node, tell it the result; the only writer of the tree.
+
+* :meth:`Coordinator.ask` plans (:func:`searchmgr.policy.plan` over a snapshot of the
+  store, counting in-flight nodes), proposes (the manager, then the fallback),
+  verifies, and inserts a pending node.
+* :meth:`Coordinator.evaluated` records one evaluation of a training node and asks that
+  node's own stopper whether to prune it.
+* :meth:`Coordinator.tell` scores a finished segment and backs it up the tree in one
+  store transaction, then applies the checkpoint retention policy.
+* :meth:`Coordinator.run` keeps the executor's workers busy until a budget is spent or
+  the tree is exhausted. Slow managers (LLMs) are asked ahead while segments train.
+
+A killed coordinator loses at most the segments in flight: they stay ``running`` in
+the store and resume retrains them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from searchmgr import policy, retention
+from searchmgr import tree as T
+from searchmgr import uct
+from searchmgr.attempts import run_attempts
+from searchmgr.config import SearchConfig
+from searchmgr.decision import AuditEntry, Decision, KnobUpdate
+from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
+from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
+from searchmgr.outcome import Outcome
+from searchmgr.progress import Reporter
+from searchmgr.recorder import Recorder, Trace
+from searchmgr.stoppers import StopContext, Stopper, stopper_class
+from searchmgr.surface import same_recipe
+from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
+from searchmgr.tasks import Segment, Task
+from searchmgr.telemetry import summarize
+
+
+def checkpoint_ref(node_id: int) -> str:
+    return f"checkpoints/node_{node_id:05d}.pt"
+
+
+@dataclass
+class _Live:
+    """A node in an executor's hands: its stopper and what that stopper compares against."""
+
+    node: Node
+    stopper: Stopper | None  # None: nothing may prune this node
+    best_here: float | None
+    best_all: float | None
+    min_step: int
+    used_before: int
+    trajectory: list[tuple[int, float]] = field(default_factory=list)
+    stopped_at: tuple[int, dict[str, float]] | None = None
+
+
+class Coordinator:
+    """Ask/tell over one run's store. Build it through :mod:`searchmgr.search` (create or resume)."""
+
+    def __init__(self, run_dir: Path, config: SearchConfig, task: Task, task_spec: TaskSpec, store: TreeStore,
+                 search_id: int, reporter: Reporter | None = None, executor: Executor | None = None,
+                 search_policy: policy.Policy | None = None):
+        self.run_dir = run_dir
+        self.config = config
+        self.task = task
+        self.task_spec = task_spec
+        self.store = store
+        self.search_id = search_id
+        self.reporter = reporter or Reporter()
+        self.recorder = Recorder(store, search_id)
+        m = config.manager
+        self.manager: Manager = manager_class(m.name).from_config(config)
+        self.fallback: Manager | None = None if m.fallback == m.name else manager_class(m.fallback).from_config(config)
+        self.policy = search_policy or policy.make_policy(config, task)
+        self.policy.resume(self.nodes(), store.metrics)
+        self.executor = executor or make_executor(config, task)
+        slow = self.manager.slow and config.executor.name != "inline"  # inline cannot train while it asks
+        self.ahead = config.executor.ahead if config.executor.ahead is not None else (
+            self.executor.capacity if slow else 0)
+        self.queued: deque[Node] = deque()  # asked ahead, waiting for a free worker
+        self.live: dict[int, _Live] = {}  # submitted to the executor
+        self.propose_s = 0.0  # seconds spent planning and proposing
+        self.reporter.start(task.objective.metric, config.budget.steps)
+
+    # snapshots ------------------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        return self.store.nodes(self.search_id)
+
+    def in_flight(self) -> frozenset[int]:
+        return frozenset(self.live) | frozenset(n.id for n in self.queued)
+
+    def _committed(self, nodes: list[Node]) -> int:
+        """Steps spent, counting every in-flight node at its full length."""
+        busy = self.in_flight()
+        return sum(n.end_step - n.start_step if n.id in busy else n.steps_trained for n in nodes)
+
+    # ask ---------------------------------------------------------------------------------
+    def ask(self) -> Node | policy.Wait | policy.Exhausted:
+        """Plan, propose and verify the next node; it is stored as pending (or is an unfinished one again)."""
+        while True:
+            nodes = self.nodes()
+            step = self.policy.plan(nodes, in_flight=self.in_flight(), closed=self.store.closed(self.search_id),
+                                    budget_left=self.config.budget.steps - self._committed(nodes))
+            if isinstance(step, (policy.Wait, policy.Exhausted)):
+                return step
+            index = T.by_id(nodes)
+            if isinstance(step, policy.Retry):
+                return index[step.node]
+            if isinstance(step, policy.Grow):
+                return self._grow(index[step.parent], step)
+            parent = index[step.parent]
+            proposed = self._propose(parent, nodes)
+            if proposed is not None:
+                recipe, did, source = proposed
+                return self._add_child(parent, recipe, source, did)
+            self.store.close_node(self.search_id, parent.id, "no admissible distinct child")
+            self.store.add_event(self.search_id, "closed", "no admissible distinct child; parent closed",
+                                 node_id=parent.id)
+
+    def _grow(self, parent: Node, step: policy.Grow) -> Node:
+        """A child whose recipe the policy set (fixed path, baselines): checked against the surface, traced."""
+        surface = self.task.surface
+        recipe = surface.check(step.recipe)
+        if same_recipe(recipe, parent.recipe):
+            decision = Decision.hold(surface, step.note)
+        else:
+            changed = [k for k in surface.names if recipe[k] != parent.recipe[k]]
+            decision = Decision(
+                diagnosis=step.note, expected_outcome=f"the {step.source} policy's choice; nothing is predicted",
+                control_audit=[AuditEntry(knob=k, verdict="selected" if k in changed else "deferred",
+                                          reason=f"set by the {step.source} policy") for k in surface.names],
+                updates=[KnobUpdate(knob=k, op="add", value=recipe[k] - parent.recipe[k]) for k in changed])
+        did = self.recorder.record(Trace(DecisionKind.MANAGER, step.source, parent.id, Verdict.ACCEPTED,
+                                         parsed=decision.model_dump()))
+        node = self._add_child(parent, recipe, step.source, did)
+        self.policy.added(node, step.tag)
+        return node
+
+    def _add_child(self, parent: Node, recipe: dict, source: str, decision_id: int | None) -> Node:
+        s = self.config.segment_steps
+        return self.store.add_node(self.search_id, parent.id, parent.depth + 1, parent.end_step,
+                                   parent.end_step + s, recipe, source, decision_id)
+
+    def context(self, parent: Node, nodes: list[Node]) -> ProposalContext:
+        """What a manager may read about ``parent``: telemetry of its path, its siblings, the budget left."""
+        path = T.path_to(nodes, parent.id)
+        history: list[tuple[int, dict[str, float]]] = []
+        steps = []
+        for n in path[1:]:
+            m = self.store.metrics(n.id)
+            history += m
+            decision = self.store.decision(n.decision_id).parsed if n.decision_id else None
+            steps.append(PathStep(n.id, n.depth, n.start_step, n.end_step, n.recipe, n.val_score, decision,
+                                  m[-1][1] if m else {}))
+        siblings = []
+        for c in T.children(nodes, parent.id):
+            d = self.store.decision(c.decision_id).parsed if c.decision_id else None
+            siblings.append(Sibling(c.id, c.recipe, c.status.value, c.val_score, (d or {}).get("updates")))
+        s = self.config.segment_steps
+        return ProposalContext(
+            task=self.task.name, family=self.task.family, description=self.task.description,
+            objective=self.task.objective, surface=self.task.surface, parent_id=parent.id,
+            parent_recipe=parent.recipe, depth=parent.depth + 1, max_depth=self.config.max_depth,
+            start_step=parent.end_step, end_step=parent.end_step + s,
+            telemetry=summarize(history, self.task.objective), path=tuple(steps), siblings=tuple(siblings),
+            budget_left_steps=self.config.budget.steps - T.steps_used(nodes), seed=self.config.seed)
+
+    def _propose(self, parent: Node, nodes: list[Node]) -> tuple[dict, int, str] | None:
+        """Ask the manager (then the fallback, if it is another one) until the verifier admits a child."""
+        ctx = self.context(parent, nodes)
+        rounds = [(self.manager, self.manager.name)]
+        if self.fallback is not None:
+            rounds.append((self.fallback, f"{self.fallback.name} (fallback)"))
+        for manager, label in rounds:
+            for n, attempt in enumerate(run_attempts(manager, ctx, self.config.manager.attempts)):
+                did = self.recorder.record(Trace.of_attempt(attempt, n, label, parent.id, ctx.to_dict()))
+                if attempt.verdict is not None and attempt.verdict.ok:
+                    return attempt.verdict.recipe, did, label
+                reason = attempt.error if attempt.proposal is None else str(attempt.verdict.rejection)
+                self.reporter.rejected(parent.id, label, reason if attempt.proposal else f"manager error: {reason}")
+        return None
+
+    # submit -------------------------------------------------------------------------------
+    def _job(self, node: Node, nodes: list[Node]) -> Job | None:
+        """Mark ``node`` running and describe its training; None (and the node failed) when its parent's
+        checkpoint is gone."""
+        cfg, objective = self.config, self.task.objective
+        parent = T.by_id(nodes)[node.parent_id]
+        if parent.checkpoint is None:
+            self.store.start_node(node.id)
+            self._finish(node, NodeStatus.FAILED, None, None, 0, 0.0,
+                         error=f"the checkpoint of its parent (node {parent.id}) is gone")
+            return None
+        self.store.start_node(node.id)
+        decision = self.store.decision(node.decision_id).parsed if node.decision_id else None
+        self.reporter.node_started(node, node.source, (decision or {}).get("diagnosis"))
+        segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
+        best_all = T.best_leaf(nodes, objective, cfg.max_depth)
+        stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
+        self.live[node.id] = _Live(
+            node, stopper, T.best_at_depth(nodes, objective, node.depth),
+            best_all.val_score if best_all else None,
+            node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
+            T.steps_used(nodes) - node.steps_trained)
+        return Job(node.id, self.task_spec, node.recipe, segment, self.run_dir / parent.checkpoint,
+                   parent.checkpoint_sha256, self.run_dir / checkpoint_ref(node.id), cfg.threads)
+
+    def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
+        """Record one evaluation of a training node; True when its stopper prunes it here."""
+        live = self.live.get(node_id)
+        if live is None or live.stopped_at is not None:
+            return True  # already told, or already pruned: later evaluations are not recorded
+        node, objective = live.node, self.task.objective
+        self.store.add_metrics(node_id, step, metrics, step - node.start_step)
+        self.reporter.evaluated(node, step, metrics, live.used_before + step - node.start_step)
+        if live.stopper is None or objective.metric not in metrics or step >= node.end_step:
+            return False
+        live.trajectory.append((step, metrics[objective.metric]))
+        ctx = StopContext(node.id, node.depth, step, node.start_step, node.end_step, live.min_step, objective,
+                          tuple(live.trajectory), live.best_here, live.best_all)
+        verdict = live.stopper.should_stop(ctx)
+        stop = verdict.stop and step >= live.min_step
+        if verdict.stop or verdict.record:
+            self.recorder.record(Trace.of_stop(verdict, live.stopper.name, node.id, ctx.to_dict(), stop))
+        if stop:
+            live.stopped_at = (step, dict(metrics))
+        return stop
+
+    # tell -----------------------------------------------------------------------------------
+    def tell(self, trained: Trained) -> None:
+        """Score a segment the executor finished and back it up the tree (one transaction)."""
+        live = self.live.pop(trained.node_id)
+        if live.stopper is not None:
+            live.stopper.close()
+        node, objective = live.node, self.task.objective
+        if trained.interrupted:
+            self.store.interrupt_running(self.search_id, [node.id])
+            self.store.add_event(self.search_id, "interrupted", f"node {node.id}: {trained.error}; it is retried",
+                                 node_id=node.id)
+            self.reporter.message(f"node {node.id} was interrupted ({trained.error}); it will be retrained")
+            return
+        if trained.error is not None:
+            self.store.add_event(self.search_id, "failed", trained.error, node_id=node.id,
+                                 data={"traceback": trained.traceback})
+            self._finish(node, NodeStatus.FAILED, None, None, self.store.node(node.id).steps_trained,
+                         trained.train_s, error=trained.error)
+        elif live.stopped_at is not None:
+            step, metrics = live.stopped_at
+            steps = max(step - node.start_step, trained.steps_done)
+            self._finish(node, NodeStatus.PRUNED, metrics.get(objective.metric), None, steps, trained.train_s,
+                         metrics=metrics)
+        elif trained.stopped:
+            raise RuntimeError(f"task {self.task.name} stopped node {node.id} that nobody asked to stop")
+        else:
+            val = trained.metrics.get(objective.metric)
+            if val is None or not math.isfinite(val):
+                self._finish(node, NodeStatus.FAILED, None, None, trained.steps_done, trained.train_s,
+                             error=f"diverged: final {objective.metric}={val}")
+            elif trained.checkpoint_sha256 is None:
+                self._finish(node, NodeStatus.FAILED, None, None, trained.steps_done, trained.train_s,
+                             error=f"task {self.task.name} returned no checkpoint for a finished segment")
+            else:
+                self._finish(node, NodeStatus.DONE, val, trained.metrics.get(objective.test_metric),
+                             trained.steps_done, trained.train_s, checkpoint_ref(node.id),
+                             trained.checkpoint_sha256, metrics=dict(trained.metrics))
+        finished = self.store.node(node.id)
+        if finished.checkpoint is None:  # a failed segment may have written one
+            (self.run_dir / checkpoint_ref(node.id)).unlink(missing_ok=True)
+        self.policy.told(finished)
+        self._retain()
+
+    def _finish(self, node: Node, status: NodeStatus, val: float | None, test: float | None, steps: int,
+                train_s: float, ref: str | None = None, sha: str | None = None, error: str | None = None,
+                metrics: dict[str, float] | None = None) -> None:
+        """Record a node's end and back its utility up the tree (the objective's, with the task's tie-break);
+        ``metrics``, the segment's last evaluation, comes with every ``val``."""
+        nodes = self.nodes()
+        utility = self.task.objective.search_utility(metrics) if val is not None else None
+        backed = utility
+        if backed is None or not math.isfinite(backed):  # failures back up the worst score seen
+            seen = [n.utility for n in nodes if n.utility is not None and math.isfinite(n.utility)]
+            backed = min(seen) if seen else None
+            utility = None
+        backup = uct.backup(policy.view(nodes), node.id, backed) if backed is not None else None
+        self.store.finish_node(node.id, status, val_score=val, test_score=test, utility=utility,
+                               steps_trained=steps, train_s=train_s, checkpoint=ref, checkpoint_sha256=sha,
+                               error=error, backup=backup)
+        nodes = self.nodes()
+        best = T.best_leaf(nodes, self.task.objective, self.config.max_depth)
+        done = sum(n.depth > 0 and n.status.finished for n in nodes)
+        self.reporter.node_finished(self.store.node(node.id), best.val_score if best else None,
+                                    T.steps_used(nodes), done)
+
+    def _retain(self) -> None:
+        """Delete the checkpoints no policy can select any more (recorded in the store first)."""
+        nodes, closed = self.nodes(), self.store.closed(self.search_id)
+        doomed = retention.doomed(nodes, keep=self.config.checkpoints.keep, objective=self.task.objective,
+                                  max_depth=self.config.max_depth, in_flight=self.in_flight(),
+                                  may_expand=lambda n: self.policy.may_expand(n, nodes, closed))
+        for n in doomed:
+            self.store.drop_checkpoint(n.id, "retention: no policy can select it as a parent")
+            (self.run_dir / n.checkpoint).unlink(missing_ok=True)
+
+    # the loop ---------------------------------------------------------------------------------
+    def _budget_reason(self, started: float) -> str | None:
+        budget, nodes = self.config.budget, self.nodes()
+        busy = len(self.in_flight())
+        if budget.nodes is not None and sum(n.depth > 0 and n.status.finished for n in nodes) + busy >= budget.nodes:
+            return f"node budget ({budget.nodes}) reached"
+        if budget.wall_time_s is not None and time.perf_counter() - started >= budget.wall_time_s:
+            return f"wall-time budget ({budget.wall_time_s:g}s) reached"
+        if self._committed(nodes) + self.config.segment_steps > budget.steps:
+            return f"step budget ({budget.steps}) exhausted"
+        return None
+
+    def run(self) -> Outcome:
+        started = time.perf_counter()
+        trained, train_s = 0, 0.0
+        exhausted: str | None = None  # final: nothing can ever be planned again
+        while True:
+            # budgets are checked again after every result: a pruned segment gives back what it did not train
+            reason = exhausted or self._budget_reason(started)
+            self._submit_queued()
+            while reason is None and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead:
+                t0 = time.perf_counter()
+                got = self.ask()  # with workers busy, a slow manager answers while they train
+                self.propose_s += time.perf_counter() - t0
+                if isinstance(got, policy.Wait):
+                    break
+                if isinstance(got, policy.Exhausted):
+                    reason = exhausted = got.reason
+                    break
+                self.queued.append(got)
+                self._submit_queued()
+                reason = self._budget_reason(started)
+            if not self.live:
+                if reason is None:
+                    continue  # a queued node failed before training: plan again
+                break
+            for result in self.executor.wait(self):
+                self.tell(result)
+                trained += not result.interrupted
+                train_s += result.train_s
+        return self._outcome(reason, trained, time.perf_counter() - started, train_s)
+
+    def _submit_queued(self) -> None:
+        while self.queued and len(self.live) < self.executor.capacity:
+            node = self.queued.popleft()
+            job = self._job(node, self.nodes())
+            if job is not None:
+                self.executor.submit(job)
+
+    def _outcome(self, reason: str, trained: int, wall: float, train_s: float) -> Outcome:
+        nodes = self.nodes()
+        best = T.best_leaf(nodes, self.task.objective, self.config.max_depth)
+        fixed = T.fixed_path(nodes)
+        outcome = Outcome(self.run_dir, self.task.objective.metric, reason, best,
+                          tuple(T.path_to(nodes, best.id)) if best else (),
+                          fixed[-1] if len(fixed) > 1 else None, T.steps_used(nodes), self.config.budget.steps,
+                          trained, wall, train_s, self.executor.capacity)
+        self.store.add_event(self.search_id, "stopped", reason, data={
+            "wall_s": wall, "train_s": train_s, "nodes_trained": trained, "propose_s": self.propose_s,
+            "executor": self.config.executor.name, "workers": self.executor.capacity})
+        self.reporter.finished(outcome)
+        return outcome
+
+    def interrupt(self) -> list[int]:
+        """The user stopped the search: nodes in the executors' hands become interrupted."""
+        return self.store.interrupt_running(self.search_id)
+
+    def close(self) -> None:
+        self.executor.close()
+        for live in self.live.values():
+            if live.stopper is not None:
+                live.stopper.close()
+        self.manager.close()
+        if self.fallback is not None:
+            self.fallback.close()
+        self.store.close()

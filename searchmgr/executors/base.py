@@ -1,0 +1,122 @@
+"""Executors train segments; the coordinator asks and tells, executors never touch the tree.
+
+A :class:`Job` names everything a worker needs by value or by path: the task (by its
+reference and options, rebuilt once per worker), the recipe, the step range, the
+parent's checkpoint file and sha256, and where to write the new checkpoint. Workers
+load and save checkpoints themselves, so the coordinator never holds one in memory and
+nothing large crosses a process boundary or Ray's object store.
+
+Every evaluation goes back to the coordinator (:meth:`EvalSink.evaluated`), whose
+answer says whether the stopper prunes the segment. The inline executor asks
+synchronously; process and Ray workers report without waiting and are stopped
+afterwards (a stop flag at their next evaluation, ``ray.cancel``), so a busy
+coordinator never stalls training. The coordinator records a pruned node at the
+evaluation where the stopper decided, whatever the worker did after.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Protocol
+
+from searchmgr.store import load_checkpoint, save_checkpoint
+from searchmgr.tasks import Segment, Task
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How a worker rebuilds the task: its registered name (or plug-in reference) and validated options."""
+
+    ref: str
+    options: Mapping[str, Any]
+
+    def build(self) -> Task:
+        from searchmgr.tasks import make_task
+
+        return make_task(self.ref, dict(self.options))
+
+
+@dataclass(frozen=True)
+class Job:
+    node_id: int
+    task: TaskSpec
+    recipe: Mapping[str, float]
+    segment: Segment
+    parent_checkpoint: Path
+    parent_sha256: str
+    checkpoint: Path  # where a finished segment's checkpoint goes
+    threads: int | None = None  # torch threads in the worker (None: leave torch's default)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What came back for one job. ``interrupted``: the worker died or was cancelled before it ended."""
+
+    node_id: int
+    steps_done: int = 0
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    stopped: bool = False
+    checkpoint_sha256: str | None = None
+    train_s: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+    interrupted: bool = False
+
+
+class EvalSink(Protocol):
+    def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
+        """Record one evaluation; True when the segment should stop."""
+
+
+def run_job(job: Job, task: Task, on_eval) -> Trained:
+    """Load the parent, train the segment, save a finished segment's checkpoint. Exceptions of the task
+    become a failed result (with its traceback); the seconds spent in ``on_eval`` are not training time."""
+    callback_s = 0.0
+
+    def timed(step: int, metrics: dict[str, float]) -> bool:
+        nonlocal callback_s
+        t0 = time.perf_counter()
+        try:
+            return bool(on_eval(step, metrics))
+        finally:
+            callback_s += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    try:
+        state = load_checkpoint(job.parent_checkpoint, job.parent_sha256)
+        result = task.train_segment(state, dict(job.recipe), job.segment, timed)
+        del state
+        sha = None
+        if not result.stopped and result.checkpoint is not None:
+            sha = save_checkpoint(result.checkpoint, job.checkpoint)
+    except Exception as e:  # a crashing segment fails its node, loudly; the search goes on
+        return Trained(job.node_id, train_s=time.perf_counter() - t0 - callback_s,
+                       error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    return Trained(job.node_id, result.steps_done, dict(result.metrics), result.stopped, sha,
+                   time.perf_counter() - t0 - callback_s)
+
+
+class Executor(ABC):
+    """Runs jobs; ``capacity`` of them at once."""
+
+    name: ClassVar[str]
+    capacity: int = 1
+
+    @abstractmethod
+    def submit(self, job: Job) -> None:
+        """Start (or queue) a job; at most ``capacity`` are submitted at once."""
+
+    @abstractmethod
+    def wait(self, sink: EvalSink) -> list[Trained]:
+        """Block until at least one submitted job ends; pass every evaluation to ``sink`` on the way."""
+
+    def close(self) -> None:
+        """Stop workers and release resources."""
+
+
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot run here (a missing optional dependency); the message says what to install."""

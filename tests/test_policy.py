@@ -1,0 +1,112 @@
+"""plan(): the order of answers (retry, fixed path, UCT, wait, exhausted) and in-flight nodes."""
+
+from dataclasses import replace
+
+from searchmgr import policy, retention
+from searchmgr.objective import Direction, Objective
+from searchmgr.store import Node, NodeStatus
+
+R = {"lr": 1.0}
+OBJ = Objective("val/loss", Direction.MINIMIZE, "test/loss")
+
+
+def node(id, parent, depth, status=NodeStatus.DONE, source="fixed", val=None, visits=0, value_sum=0.0,
+         ckpt=True, recipe=R):
+    return Node(id, 1, parent, depth, depth * 10 - 10 if depth else 0, depth * 10, dict(recipe), status, source,
+                val, None, None if val is None else -val, visits, value_sum, 10 if depth else 0, None,
+                f"checkpoints/node_{id:05d}.pt" if ckpt else None, "sha" if ckpt else None, None, None, 0.0, None)
+
+
+def tree():
+    # root 1, fixed path 2-3 (max_depth 2), one searched child 4 of 2
+    return [node(1, None, 0, source="root", visits=3, value_sum=-3.0), node(2, 1, 1, val=1.0, visits=3, value_sum=-3.0),
+            node(3, 2, 2, val=1.0, visits=1, value_sum=-1.0, ckpt=False),
+            node(4, 2, 2, source="heuristic", val=0.9, visits=1, value_sum=-0.9, recipe={"lr": 0.5}, ckpt=False)]
+
+
+def test_unfinished_nodes_come_first_unless_in_flight():
+    nodes = tree() + [node(5, 1, 1, NodeStatus.INTERRUPTED, "heuristic", recipe={"lr": 2.0})]
+    assert policy.plan(nodes, c=0.5, k_max=3, max_depth=2) == policy.Retry(5)
+    assert not isinstance(policy.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={5}), policy.Retry)
+
+
+def test_the_fixed_path_grows_first():
+    nodes = tree()[:2]
+    assert policy.plan(nodes, c=0.5, k_max=3, max_depth=2) == policy.Grow(2, R, "fixed", "fixed baseline: hold the base recipe")
+    # while the fixed tip trains, other workers expand with UCT instead of idling
+    nodes = nodes + [node(3, 2, 2, NodeStatus.RUNNING, ckpt=False)]
+    assert isinstance(policy.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={3}), policy.Expand)
+
+
+def test_wait_while_in_flight_nodes_may_open_room_then_exhausted():
+    nodes = tree()
+    full = policy.plan(nodes, c=0.5, k_max=2, max_depth=2, closed={1})  # root closed, node 2 has k_max children
+    assert full == policy.Exhausted("tree exhausted (every node has k_max children or reached max_depth)")
+    nodes = nodes + [node(5, 1, 1, NodeStatus.RUNNING, "heuristic", recipe={"lr": 2.0}, ckpt=False)]
+    assert isinstance(policy.plan(nodes, c=0.5, k_max=2, max_depth=2, in_flight={5}, closed={1}), policy.Wait)
+
+
+def test_view_counts_in_flight_nodes_as_pending_visits_of_their_ancestors():
+    nodes = tree() + [node(5, 2, 2, NodeStatus.RUNNING, "heuristic", recipe={"lr": 2.0}, ckpt=False)]
+    v = policy.view(nodes, in_flight={5})
+    assert [v.nodes[i].pending for i in (1, 2, 3, 4, 5)] == [1, 1, 0, 0, 1]
+    assert not v.nodes[5].expandable and v.nodes[2].expandable
+    assert not policy.view(nodes, closed={2}).nodes[2].expandable
+
+
+def doomed(nodes, keep="expandable", closed=frozenset(), in_flight=frozenset()):
+    uct = policy.UCTPolicy(c=0.5, k_max=3, max_depth=2)
+    return [n.id for n in retention.doomed(nodes, keep=keep, objective=OBJ, max_depth=2, in_flight=in_flight,
+                                           may_expand=lambda n: uct.may_expand(n, nodes, closed))]
+
+
+def test_retention_keeps_what_can_still_be_a_parent_and_the_tips():
+    nodes = tree()
+    nodes[2] = replace(nodes[2], checkpoint="checkpoints/node_00003.pt")  # fixed tip (a leaf) has a checkpoint
+    nodes[3] = replace(nodes[3], checkpoint="checkpoints/node_00004.pt")  # best leaf
+    extra = node(6, 2, 2, source="heuristic", val=1.5, recipe={"lr": 0.7})  # a worse leaf with a checkpoint
+    nodes.append(extra)
+    assert doomed(nodes, keep="all") == []
+    assert doomed(nodes) == [6]
+    # a closed parent goes too, unless something in flight still trains from it
+    assert doomed(nodes, closed={2}) == [2, 6]
+    running = node(7, 2, 2, NodeStatus.RUNNING, "heuristic", recipe={"lr": 0.3}, ckpt=False)
+    assert doomed(nodes + [running], closed={2}, in_flight={7}) == [6]
+
+
+def test_start_anywhere_spreads_root_children_over_the_surface(tmp_path):
+    from searchmgr.search import explore
+    from searchmgr.store import TreeStore
+
+    out = tmp_path / "run"
+    explore(["task=toy", "preset=smoke", "threads=1", "uct.start=anywhere", "uct.c=2", "budget.steps=240",
+             f"out={out}"])
+    with TreeStore(out / "tree.db") as s:
+        nodes = s.nodes(1)
+    starts = [n for n in nodes if n.source == policy.START]
+    assert len(starts) >= 2 and all(n.depth == 1 for n in starts)
+    # far beyond one bounded step from the base recipe (dropout may move 0.1 per step): the whole range is open
+    assert max(n.recipe["dropout"] for n in starts) > 0.2
+    assert all(n.source != policy.START for n in nodes if n.depth > 1)
+
+
+def test_widening_spends_the_budget_where_a_fixed_k_max_exhausts_the_tree(tmp_path):
+    from searchmgr.search import explore
+
+    words = ["task=toy", "preset=smoke", "threads=1", "uct.k_max=1", "budget.steps=400", "stopper.name=none"]
+    narrow = explore(words + [f"out={tmp_path / 'a'}"])
+    wide = explore(words + ["uct.widen=1", f"out={tmp_path / 'b'}"])
+    assert "exhausted" in narrow.stop_reason and narrow.steps_used <= 200
+    assert wide.steps_used > 400 - 60 and "step budget" in wide.stop_reason
+
+
+def test_max_q_follows_one_success_that_the_mean_dilutes():
+    from searchmgr.uct import NodeView, TreeView, select
+
+    # child 2: one great leaf (utility 1.0) among three poor ones; child 3: steady 0.5 -> mean prefers 3, max 2
+    nodes = [NodeView(1, None, 0, True, None, 8, 0.0), NodeView(2, 1, 1, True, 0.0, 4, 1.0),
+             NodeView(3, 1, 1, True, 0.5, 4, 2.0)] + \
+            [NodeView(10 + i, 2, 2, True, u, 1, u) for i, u in enumerate((1.0, 0.0, 0.0))]
+    tree = TreeView.build(nodes)
+    assert select(tree, c=0.1, k_max=2, max_depth=3).path[:2] == (1, 3)
+    assert select(tree, c=0.1, k_max=2, max_depth=3, q_rule="max").path[:2] == (1, 2)
