@@ -58,7 +58,7 @@ class Preset:
 # within a default search of about 15 minutes: on 400 training stories (an epoch is 25 steps, the
 # 1,500-step horizon 60 epochs) the fixed recipe's validation loss is lowest after 150-300 steps
 # and ends >= 1.25x that (1.22 -> 1.98 on the generator, 4.47 -> 7.02 on the real sample); with
-# 2,000 stories it ended within 2% of its best (docs/benchmarks.md). 1.2M parameters on the
+# 2,000 stories it ended within 2% of its best on the generator. 1.2M parameters on the
 # generator's text (its BPE stops at ~1,500 tokens), 1.7M on real text (0.8M of them the tied
 # embeddings of 4,096 tokens); wide and shallow because at a fixed learning rate a wider model
 # memorises faster.
