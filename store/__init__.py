@@ -2,10 +2,12 @@
 
 from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, save_checkpoint
 from searchmgr.store.db import (
-    CorruptStore, DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore, Verdict,
+    CommandKind, CommandRecord, CommandStatus, CorruptStore, DecisionKind, DecisionRecord, Node, NodeNotFound,
+    NodeStatus, StoreError, TreeStore, Verdict,
 )
 
 __all__ = [
-    "CheckpointCorrupt", "load_checkpoint", "save_checkpoint", "CorruptStore", "DecisionKind", "DecisionRecord",
+    "CheckpointCorrupt", "load_checkpoint", "save_checkpoint", "CommandKind", "CommandRecord", "CommandStatus",
+    "CorruptStore", "DecisionKind", "DecisionRecord",
     "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore", "Verdict",
 ]

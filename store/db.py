@@ -4,16 +4,28 @@ Storage contract
 ----------------
 * Tables: ``searches`` (one per run), ``nodes`` (the tree), ``metrics`` (namespaced
   key/value per node and step), ``decisions`` (every manager and stopper request:
-  context, raw response, verdict, whether it was applied), ``events`` (a log) and
-  ``migrations`` (schema changes applied, by name).
+  context, raw response, verdict, whether it was applied), ``events`` (a log),
+  ``commands`` (a person's requests from the service, applied by the search only:
+  :mod:`searchmgr.commands`), ``revision`` (a counter that triggers bump on every
+  change; ``nodes.rev`` is the revision of a node's last change) and ``migrations``
+  (schema changes applied, by name).
 * Every state change is one transaction through :meth:`TreeStore.atomic`; a node's
   completion (status, scores, checkpoint reference, UCT backup along its path)
-  commits at once or not at all.
+  commits at once or not at all. Transactions take the write lock up front
+  (``BEGIN IMMEDIATE``) and wait up to ``BUSY_TIMEOUT_S`` for it, so a second
+  writer (the service queueing a command) never makes them fail.
+* :meth:`TreeStore.read_only` opens a store for readers in other processes or
+  threads (the service, ``show``, ``export``, reports): no migration, no write,
+  never a lock the search waits on; damaged contents raise :class:`CorruptStore`.
 * Objects handed out (:class:`Node`, :class:`DecisionRecord`) are frozen snapshots;
   the tree changes only through store methods.
 * A node left ``RUNNING`` by a dead process is turned ``INTERRUPTED`` by
   :meth:`TreeStore.interrupt_running` and retried by the search; finished nodes
-  (``DONE``, ``PRUNED``, ``FAILED``) never change again.
+  (``DONE``, ``PRUNED``, ``FAILED``) never change again, except that
+  :meth:`TreeStore.drop_checkpoint` clears the checkpoint of a node (retention, or
+  repair when its file is missing or corrupt), so nothing branches from it.
+* Text that came from outside (decisions, reasons, errors, events) is redacted
+  (:class:`searchmgr.sanitize.Redactor`) and capped as it enters the store.
 """
 
 from __future__ import annotations
@@ -21,13 +33,17 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import sqlite_utils
+
+from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_STORED_CHARS, Redactor, cap
+from searchmgr.store import faults
 
 
 class StoreError(RuntimeError):
@@ -78,6 +94,22 @@ class Verdict(str, enum.Enum):
     CONTINUE = "continue"
 
 
+class CommandKind(str, enum.Enum):
+    """What a person asked the search to do (through the service)."""
+
+    CHILD = "child"  # train this child of a node next
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    CLOSE = "close"  # never expand this node's subtree again
+
+
+class CommandStatus(str, enum.Enum):
+    QUEUED = "queued"  # written by the service, not yet seen by the search
+    APPLIED = "applied"
+    REJECTED = "rejected"  # the search could not apply it (``result`` says why)
+
+
 def _now() -> float:
     return time.time()
 
@@ -107,6 +139,7 @@ class Node:
     created_at: float
     finished_at: float | None
     started_at: float | None = None  # when an executor last started training it
+    rev: int = 0  # the run's revision at this node's last change (see ``revision``)
 
     @property
     def is_root(self) -> bool:
@@ -115,9 +148,16 @@ class Node:
     @classmethod
     def from_row(cls, row: dict) -> "Node":
         r = dict(row)
-        r["recipe"] = json.loads(r["recipe"])
-        r["status"] = NodeStatus(r["status"])
-        return cls(**r)
+        try:
+            r["recipe"] = json.loads(r["recipe"])
+            r["status"] = NodeStatus(r["status"])
+            if not isinstance(r["recipe"], dict) or not all(isinstance(v, (int, float)) for v in r["recipe"].values()):
+                raise ValueError("the recipe is not a mapping of knob names to numbers")
+            return cls(**r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptStore(f"node {r.get('id')} is damaged ({type(e).__name__}: {cap(str(e), 200)}); "
+                               "the run's tree.db was edited or corrupted: restore it from a copy or start a "
+                               "new run") from None
 
 
 @dataclass(frozen=True)
@@ -146,11 +186,37 @@ class DecisionRecord:
     @classmethod
     def from_row(cls, row: dict) -> "DecisionRecord":
         r = dict(row)
-        r["kind"] = DecisionKind(r["kind"])
-        r["verdict"] = Verdict(r["verdict"])
-        r["applied"] = bool(r["applied"])
-        r["context"] = json.loads(r["context"]) if r["context"] else None
-        r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
+        try:
+            r["kind"] = DecisionKind(r["kind"])
+            r["verdict"] = Verdict(r["verdict"])
+            r["applied"] = bool(r["applied"])
+            r["context"] = json.loads(r["context"]) if r["context"] else None
+            r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
+            return cls(**r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptStore(f"decision {r.get('id')} is damaged ({type(e).__name__}: {cap(str(e), 200)}); "
+                               "restore tree.db from a copy or start a new run") from None
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    id: int
+    search_id: int
+    kind: CommandKind
+    node_id: int | None
+    payload: Any
+    status: CommandStatus
+    result: str | None
+    child_id: int | None  # the node a CHILD command created
+    created_at: float
+    applied_at: float | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "CommandRecord":
+        r = dict(row)
+        r["kind"] = CommandKind(r["kind"])
+        r["status"] = CommandStatus(r["status"])
+        r["payload"] = json.loads(r["payload"]) if r["payload"] else None
         return cls(**r)
 
 
@@ -191,31 +257,100 @@ def _coordinator_v2(db: sqlite_utils.Database) -> None:
     db["nodes"].add_column("started_at", float)
 
 
-MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2)]
+def _create_commands(db: sqlite_utils.Database) -> None:
+    db["commands"].create({
+        "id": int, "search_id": int, "kind": str, "node_id": int, "payload": str, "status": str, "result": str,
+        "child_id": int, "created_at": float, "applied_at": float,
+    }, pk="id", foreign_keys=[("search_id", "searches", "id")], not_null={"kind", "status"})
+    db["commands"].create_index(["search_id", "status"])
+
+
+# tables whose every insert (and update) bumps the run's revision; nodes also record it in ``rev``
+_REVISED = {"nodes": True, "metrics": False, "decisions": True, "events": False, "commands": True,
+            "closed": False}
+
+
+def _create_revisions(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+    db.execute("INSERT INTO revision VALUES (1, 1)")
+    db["nodes"].add_column("rev", int, not_null_default=1)  # rows from before the migration: revision 1
+    bump = "UPDATE revision SET n = n + 1;"
+    for table, updates in _REVISED.items():
+        stamp = "UPDATE nodes SET rev = (SELECT n FROM revision) WHERE id = NEW.id;" if table == "nodes" else ""
+        db.execute(f"CREATE TRIGGER {table}_rev_insert AFTER INSERT ON {table} BEGIN {bump} {stamp} END")
+        if updates:
+            guard = "WHEN NEW.rev IS OLD.rev" if table == "nodes" else ""  # not for the stamp itself
+            db.execute(f"CREATE TRIGGER {table}_rev_update AFTER UPDATE ON {table} {guard} BEGIN {bump} {stamp} END")
+
+
+MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2),
+              ("0002_commands", _create_commands), ("0003_serve_revisions", _create_revisions)]
+BUSY_TIMEOUT_S = 30.0  # how long a transaction waits for another writer's (short) transaction
+TABLES = ("searches", "nodes", "metrics", "decisions", "events")  # without them, nothing can be read
 
 
 class TreeStore:
-    """A run's tree database. Use as a context manager or call :meth:`close`."""
+    """A run's tree database. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, path: str | Path):
+    ``redact`` is applied to every text that enters the store.
+    """
+
+    def __init__(self, path: str | Path, *, _mode: Literal["migrate", "ro", "rw"] = "migrate",
+                 redact: Redactor = Redactor()):
         self.path = Path(path)
+        self.readonly = _mode == "ro"
+        self.redact = redact
+        if self.path.exists() and self.path.stat().st_size == 0:  # SQLite would take it for a new, empty store
+            raise CorruptStore(f"{self.path} is empty (0 bytes): the run was never written or was truncated; "
+                               "restore it from a copy or start a new run")
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-            if not self.db["searches"].exists():
-                raise CorruptStore(f"{self.path} lacks the searches table")
+            if _mode == "migrate":
+                self.db = sqlite_utils.Database(self.path)
+                self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            else:  # an existing store, as it is: read-only, or for queueing commands
+                uri = f"{self.path.resolve().as_uri()}?mode={_mode}"
+                self.db = sqlite_utils.Database(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                                                check_same_thread=False))
+                missing = [name for name, _ in MIGRATIONS if name not in self.migrations()]
+                if missing:
+                    raise StoreError(f"{self.path} predates migrations {missing}; let its owner upgrade it once "
+                                     f"(`searchmgr repair {self.path.parent}` or `explore --resume`) and try again")
+            missing = [t for t in TABLES if not self.db[t].exists()]
+            if missing:
+                raise CorruptStore(f"{self.path} lacks the table(s) {missing}: it is not a complete searchmgr "
+                                   "store; restore it from a copy or start a new run")
         except sqlite3.DatabaseError as e:
             raise CorruptStore(
                 f"{self.path} is not a readable searchmgr store ({e}); point at a run directory made by "
                 "`searchmgr explore`, or start a new run"
             ) from None
 
+    @classmethod
+    def read_only(cls, path: str | Path) -> "TreeStore":
+        """Open for reading only (``mode=ro``): what the service and other processes use while a search runs."""
+        if not Path(path).exists():
+            raise StoreError(f"no store at {path}")
+        return cls(path, _mode="ro")
+
+    @classmethod
+    def for_commands(cls, path: str | Path) -> "TreeStore":
+        """Open an existing store without migrating it, to :meth:`queue_command` (the service's only write)."""
+        if not Path(path).exists():
+            raise StoreError(f"no store at {path}")
+        return cls(path, _mode="rw")
+
+    def migrations(self) -> set[str]:
+        if not self.db["migrations"].exists():
+            return set()
+        return {r["name"] for r in self.db["migrations"].rows}
+
     def _migrate(self) -> None:
         if not self.db["migrations"].exists():
             self.db["migrations"].create({"name": str, "applied_at": float}, pk="name")
-        done = {r["name"] for r in self.db["migrations"].rows}
+        done = self.migrations()
         for name, fn in MIGRATIONS:
             if name not in done:
                 with self.atomic():
@@ -233,9 +368,47 @@ class TreeStore:
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
-        """One transaction (nested blocks become savepoints)."""
-        with self.db.atomic():
+        """One transaction (nested blocks become savepoints).
+
+        The outermost block takes the write lock at once (``BEGIN IMMEDIATE``): a deferred
+        transaction that read first would fail with "database is locked" if another
+        connection wrote in between, rather than wait. Its start is a kill point of the
+        kill test (:mod:`searchmgr.store.faults`).
+        """
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only; writing needs the run's owner "
+                             "(`searchmgr explore --resume` or `searchmgr repair`)")
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        faults.point()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _text(self, text: str | None, limit: int = MAX_STORED_CHARS) -> str | None:
+        """Outside text as stored: secrets redacted, size capped."""
+        return None if text is None else cap(self.redact(text), limit)
+
+    def _json(self, value: Any) -> str | None:
+        """A JSON value as stored: every string in it redacted and capped (the JSON stays valid)."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, str):
+                return self._text(v)
+            if isinstance(v, dict):
+                return {clean(str(k)): clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v if v is None or isinstance(v, (bool, int, float)) else clean(str(v))
+
+        return None if value is None else json.dumps(clean(value))
 
     # searches ---------------------------------------------------------------
     def create_search(self, task: str, config: dict, surface: list[dict], fingerprint: str, info: dict) -> int:
@@ -254,8 +427,14 @@ class TreeStore:
         if row is None:
             raise StoreError(f"no search {search_id} in {self.path}")
         out = dict(row)
-        for k in ("config", "surface", "info"):
-            out[k] = json.loads(out[k])
+        for k, kind in (("config", dict), ("surface", list), ("info", dict)):
+            try:
+                out[k] = json.loads(out[k])
+            except (TypeError, ValueError):
+                out[k] = None
+            if not isinstance(out[k], kind) or (k != "info" and not out[k]):
+                raise CorruptStore(f"the stored {k} of {self.path} is damaged or empty; restore tree.db from a "
+                                   "copy or start a new run")
         return out
 
     def update_search_config(self, search_id: int, config: dict) -> None:
@@ -309,7 +488,7 @@ class TreeStore:
         with self.atomic():
             self.set_status(node_id, status, val_score=val_score, test_score=test_score, utility=utility,
                             steps_trained=steps_trained, train_s=train_s, checkpoint=checkpoint,
-                            checkpoint_sha256=checkpoint_sha256, error=error, finished_at=_now())
+                            checkpoint_sha256=checkpoint_sha256, error=self._text(error), finished_at=_now())
             for nid, (visits, value_sum) in (backup or {}).items():
                 self.db["nodes"].update(nid, {"visits": visits, "value_sum": value_sum})
 
@@ -335,8 +514,8 @@ class TreeStore:
         """The node's evaluations in step order: ``[(step, {key: value})]``."""
         out: dict[int, dict[str, float]] = {}
         for r in self.db.query("SELECT step, key, value FROM metrics WHERE node_id = ? ORDER BY step, rowid",
-                               [node_id]):
-            out.setdefault(r["step"], {})[r["key"]] = r["value"]
+                               [node_id]):  # SQLite stores NaN as NULL
+            out.setdefault(r["step"], {})[r["key"]] = math.nan if r["value"] is None else r["value"]
         return sorted(out.items())
 
     # decisions ----------------------------------------------------------------
@@ -351,11 +530,12 @@ class TreeStore:
                 "rejection": rejection,
                 "search_id": search_id, "node_id": node_id, "kind": kind.value, "source": source,
                 "attempt": attempt, "prompt_version": prompt_version, "prompt_hash": prompt_hash,
-                "context": json.dumps(context, default=str) if context is not None else None,
-                "raw_response": raw_response if raw_response is None or isinstance(raw_response, str)
-                else json.dumps(raw_response),
-                "parsed": json.dumps(parsed) if parsed is not None else None,
-                "verdict": Verdict(verdict).value, "reason": reason, "applied": int(applied), "latency_s": latency_s,
+                "context": self._json(context),
+                "raw_response": self._text(raw_response if raw_response is None or isinstance(raw_response, str)
+                                           else json.dumps(raw_response, default=str), MAX_ANSWER_CHARS),
+                "parsed": self._json(parsed),
+                "verdict": Verdict(verdict).value, "reason": self._text(reason), "applied": int(applied),
+                "latency_s": latency_s,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": _now(),
             }).last_pk
 
@@ -384,21 +564,54 @@ class TreeStore:
     def closed(self, search_id: int) -> frozenset[int]:
         return frozenset(r["node_id"] for r in self.db["closed"].rows_where("search_id = ?", [search_id]))
 
-    def drop_checkpoint(self, node_id: int, reason: str) -> None:
-        """Forget a node's checkpoint (recorded before the file is deleted, so resume never needs it)."""
+    def drop_checkpoint(self, node_id: int, reason: str, kind: str = "checkpoint_deleted") -> None:
+        """Forget a node's checkpoint: retention records it before the file is deleted, so resume never needs it;
+        repair (``kind="checkpoint_damaged"``) when the file is missing or corrupt, so nothing branches from it."""
         node = self.node(node_id)
         with self.atomic():
             self.db["nodes"].update(node_id, {"checkpoint": None})
-            self.add_event(node.search_id, "checkpoint_deleted", reason, node_id=node_id,
-                           data={"checkpoint": node.checkpoint})
+            self.add_event(node.search_id, kind, reason, node_id=node_id,
+                           data={"checkpoint": node.checkpoint, "sha256": node.checkpoint_sha256})
 
     # events -------------------------------------------------------------------
     def add_event(self, search_id: int, kind: str, message: str, node_id: int | None = None,
                   data: Any = None) -> None:
         with self.atomic():
             self.db["events"].insert({"search_id": search_id, "node_id": node_id, "kind": kind,
-                                      "message": message, "data": json.dumps(data, default=str) if data else None,
+                                      "message": self._text(message), "data": self._json(data) if data else None,
                                       "created_at": _now()})
 
     def events(self, search_id: int) -> list[dict]:
         return list(self.db["events"].rows_where("search_id = ?", [search_id], order_by="id"))
+
+    def last_event(self, search_id: int, kinds: tuple[str, ...]) -> dict | None:
+        """The newest event of one of ``kinds``."""
+        rows = list(self.db["events"].rows_where(
+            f"search_id = ? AND kind IN ({', '.join('?' * len(kinds))})", [search_id, *kinds],
+            order_by="id DESC", limit=1))
+        return rows[0] if rows else None
+
+    # commands (queued by the service, applied by the search) ---------------------
+    def queue_command(self, search_id: int, kind: CommandKind, node_id: int | None = None,
+                      payload: Any = None) -> int:
+        with self.atomic():
+            return self.db["commands"].insert({
+                "search_id": search_id, "kind": kind.value, "node_id": node_id,
+                "payload": self._json(payload),
+                "status": CommandStatus.QUEUED.value, "created_at": _now()}).last_pk
+
+    def commands(self, search_id: int, status: CommandStatus | None = None) -> list[CommandRecord]:
+        where, args = "search_id = ?", [search_id]
+        if status is not None:
+            where, args = where + " AND status = ?", args + [status.value]
+        return [CommandRecord.from_row(r) for r in self.db["commands"].rows_where(where, args, order_by="id")]
+
+    def settle_command(self, command_id: int, status: CommandStatus, result: str,
+                       child_id: int | None = None) -> None:
+        with self.atomic():
+            self.db["commands"].update(command_id, {"status": status.value, "result": result,
+                                                    "child_id": child_id, "applied_at": _now()})
+
+    def revision(self) -> int:
+        """The run's change counter: any write to nodes, metrics, decisions, events or commands raises it."""
+        return self.db.execute("SELECT n FROM revision").fetchone()[0]

@@ -1,0 +1,207 @@
+"""A person's commands (from the service) and how the search applies them.
+
+The service only *queues* commands in the store's ``commands`` table; the search
+process alone turns them into tree changes, at the top of every iteration of the
+coordinator's loop, by calling :func:`apply_commands`:
+
+* ``child``: a recipe for a new child of a trained node. It is verified again
+  against the tree as it is now (same verifier as the manager's proposals) and
+  becomes a PENDING node with ``source="human"`` and a traced decision; the policy
+  retries unfinished nodes first. A human child may go beyond ``uct.k_max``.
+* ``pause`` / ``resume``: while paused nothing new starts; segments in training
+  finish, then the loop waits, polling the store, until a resume or stop arrives.
+* ``stop``: nothing new starts; the search ends once the segments in training finish.
+* ``close``: every node of the subtree is closed in the store (``closed`` rows), so
+  no policy expands it again (queued human children in it are still trained).
+
+Pause and resume are recorded as ``paused`` / ``unpaused`` events, so every reader
+of the store (the service included) sees the same state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from searchmgr import tree as T
+from searchmgr.config import SearchConfig
+from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verdict, verify
+from searchmgr.progress import Reporter
+from searchmgr.store import CommandKind, CommandRecord, CommandStatus, DecisionKind, Node, NodeStatus, TreeStore
+from searchmgr.store import Verdict as Recorded  # what became of a request, as stored
+from searchmgr.surface import ActionSurface, Scale
+
+HUMAN = "human"  # the source of nodes a person proposed
+NOTE_MAX_CHARS = 2000
+# events that say whether the search is paused: the newest one wins
+PAUSE_EVENTS = ("created", "resumed", "paused", "unpaused")
+
+
+class CommandError(ValueError):
+    """A command that cannot apply to the run as it stands (unknown node, nothing to branch from ...)."""
+
+
+@dataclass(frozen=True)
+class CommandEffects:
+    """What the loop must do after :func:`apply_commands`."""
+
+    stop: str | None = None  # why the search must stop, when a stop command was applied
+    paused: bool = False  # start nothing new (only when called with ``wait=False``)
+    children: tuple[int, ...] = ()  # human children created by this call (pending nodes)
+
+
+def human_decision(surface: ActionSurface, parent: Mapping[str, float], recipe: Mapping[str, Any],
+                   note: str = "") -> Decision | Rejection:
+    """A person's recipe as a :class:`Decision` of updates from ``parent``; a missing knob keeps the parent's
+    value. Values that are not numbers are a :class:`Rejection` here; everything else is the verifier's job."""
+    updates, audit = [], []
+    for name, value in recipe.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return Rejection(RejectionKind.MALFORMED_JSON, f"{name}: {value!r} is not a finite number")
+        if name not in surface:  # the verifier names the knobs
+            updates.append(KnobUpdate(knob=name, op="add", value=0.0))
+            continue
+        old = parent[name]
+        if math.isclose(value, old, rel_tol=1e-12, abs_tol=1e-15):
+            continue
+        if surface[name].scale is Scale.LOG and old > 0 and value > 0:
+            updates.append(KnobUpdate(knob=name, op="scale", value=value / old))
+        else:
+            updates.append(KnobUpdate(knob=name, op="add", value=value - old))
+        audit.append(AuditEntry(knob=name, verdict="selected", reason="set by a person"))
+    changed = {u.knob for u in updates}
+    audit += [AuditEntry(knob=n, verdict="deferred", reason="kept from the parent") for n in surface.names
+              if n not in changed]
+    text = note.strip() or "a person's manual child"
+    return Decision(diagnosis=text, control_audit=audit, updates=updates,
+                    expected_outcome="as the person who proposed it expects" + (f": {text}" if note.strip() else ""),
+                    watch_items=[])
+
+
+def verify_child(surface: ActionSurface, parent: Node, siblings: Sequence[Mapping[str, float]],
+                 recipe: Mapping[str, Any], note: str = "", *, max_depth: int) -> tuple[Verdict, list[str]]:
+    """Verify a person's child of ``parent``: the verdict and every reason against it (one per bad knob,
+    then the whole recipe's), so a form can show them all at once. Raises :class:`CommandError` when
+    ``parent`` cannot have children at all."""
+    if parent.depth >= max_depth:
+        raise CommandError(f"node {parent.id} is at the horizon (depth {parent.depth} = max_depth); "
+                           "choose a node above it")
+    if parent.status is not NodeStatus.DONE or parent.checkpoint is None:
+        raise CommandError(f"node {parent.id} is {parent.status.value} without a checkpoint; only a segment "
+                           "trained to its end can have children")
+    decision = human_decision(surface, parent.recipe, recipe, note)
+    if isinstance(decision, Rejection):
+        return Verdict(None, None, decision), [str(decision)]
+    verdict = verify(decision, surface, parent.recipe, siblings)
+    if verdict.ok:
+        return verdict, []
+    reasons = []
+    for u in decision.updates:  # each knob alone, so the person sees every problem
+        alone = verify(decision.model_copy(update={"updates": [u]}), surface, parent.recipe)
+        if not alone.ok and alone.rejection.kind is not RejectionKind.CONSTRAINT:
+            reasons.append(str(alone.rejection))
+    if str(verdict.rejection) not in reasons:
+        reasons.append(str(verdict.rejection))
+    return verdict, reasons
+
+
+def subtree(nodes: Sequence[Node], node_id: int) -> set[int]:
+    out, frontier = {node_id}, [node_id]
+    while frontier:
+        kids = [n.id for n in nodes if n.parent_id in frontier]
+        out.update(kids)
+        frontier = kids
+    return out
+
+
+def is_paused(store: TreeStore, search_id: int) -> bool:
+    last = store.last_event(search_id, PAUSE_EVENTS)
+    return last is not None and last["kind"] == "paused"
+
+
+def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
+                   reporter: Reporter | None = None, *, wait: bool = True, poll_s: float = 0.5,
+                   sleep: Callable[[float], None] = time.sleep) -> CommandEffects:
+    """Apply every queued command in order. While the search is paused and ``wait`` (nothing in training),
+    wait, polling the store every ``poll_s``, until a resume or stop command arrives; without ``wait``,
+    say ``paused``. Called by the coordinator's loop only."""
+    reporter = reporter or Reporter()
+    stop, children, waited = None, [], False
+    while True:
+        for cmd in store.commands(search_id, CommandStatus.QUEUED):
+            with store.atomic():  # a command applies entirely or not at all
+                status, result, child = _apply(store, search_id, surface, config, cmd)
+                store.settle_command(cmd.id, status, result, child)
+            reporter.message(f"command {cmd.id} ({cmd.kind.value}) {status.value}: {result}")
+            if child is not None:
+                children.append(child)
+            if cmd.kind is CommandKind.STOP and status is CommandStatus.APPLIED:
+                stop = f"stopped by command {cmd.id} from the service"
+        paused = stop is None and is_paused(store, search_id)
+        if not paused or not wait:
+            break
+        if not waited:
+            reporter.message("paused: waiting for a resume or stop command")
+            waited = True
+        sleep(poll_s)
+    _close_subtrees(store, search_id)
+    return CommandEffects(stop, paused, tuple(children))
+
+
+def _close_subtrees(store: TreeStore, search_id: int) -> None:
+    """Close every node under an applied close command, including those added since (a person's children)."""
+    closes = [c for c in store.commands(search_id, CommandStatus.APPLIED) if c.kind is CommandKind.CLOSE]
+    if not closes:
+        return
+    nodes, closed = store.nodes(search_id), store.closed(search_id)
+    for cmd in closes:
+        for nid in sorted(subtree(nodes, cmd.node_id) - closed):
+            store.close_node(search_id, nid, f"subtree of node {cmd.node_id} closed by command {cmd.id}")
+            closed |= {nid}
+
+
+def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
+           cmd: CommandRecord) -> tuple[CommandStatus, str, int | None]:
+    """One command: ``(status, what happened, child id)``."""
+    if cmd.kind is CommandKind.PAUSE:
+        store.add_event(search_id, "paused", f"paused by command {cmd.id}")
+        return CommandStatus.APPLIED, "paused", None
+    if cmd.kind is CommandKind.RESUME:
+        store.add_event(search_id, "unpaused", f"resumed by command {cmd.id}")
+        return CommandStatus.APPLIED, "resumed", None
+    if cmd.kind is CommandKind.STOP:
+        return CommandStatus.APPLIED, "the search stops", None
+    nodes = store.nodes(search_id)
+    index = T.by_id(nodes)
+    if cmd.node_id not in index:
+        return CommandStatus.REJECTED, f"node {cmd.node_id} is not in this search", None
+    if cmd.kind is CommandKind.CLOSE:
+        store.add_event(search_id, "closed_subtree", f"subtree of node {cmd.node_id} closed by command {cmd.id}",
+                        node_id=cmd.node_id)
+        return CommandStatus.APPLIED, f"subtree of node {cmd.node_id} closed", None
+    # a person's child: verified again against the tree as it is now
+    payload = cmd.payload if isinstance(cmd.payload, dict) else {}
+    recipe, note = payload.get("recipe"), payload.get("note") or ""
+    if not isinstance(recipe, dict) or not isinstance(note, str):
+        return CommandStatus.REJECTED, "the command holds no recipe object", None
+    parent = index[cmd.node_id]
+    siblings = [c.recipe for c in T.children(nodes, parent.id)]
+    context = {"command_id": cmd.id, "note": note[:NOTE_MAX_CHARS], "requested": recipe}
+    try:
+        verdict, reasons = verify_child(surface, parent, siblings, recipe, note, max_depth=config.max_depth)
+    except CommandError as e:
+        verdict, reasons = None, [str(e)]
+    if verdict is None or not verdict.ok:
+        why = "; ".join(reasons)
+        store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=Recorded.REJECTED, reason=why,
+                           context=context, parsed=verdict.decision.model_dump() if verdict and verdict.decision
+                           else None, rejection=verdict.rejection.kind.value if verdict else None)
+        return CommandStatus.REJECTED, why, None
+    did = store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=Recorded.ACCEPTED,
+                             context=context, parsed=verdict.decision.model_dump())
+    s = config.segment_steps
+    child = store.add_node(search_id, parent.id, parent.depth + 1, parent.end_step, parent.end_step + s,
+                           verdict.recipe, HUMAN, did)
+    return CommandStatus.APPLIED, f"node {child.id} queued for training", child.id
