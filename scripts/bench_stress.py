@@ -2,8 +2,8 @@
 
 Runs the README's main job exactly as a user would (``searchmgr explore
 task=tinystories_overfit``, plus any ``key=value`` words given here) in a child
-process with ``--threads`` torch threads, times it (wall and CPU seconds: with one
-thread the CPU time is close to what the job takes on an idle machine), then reads
+process with ``--threads`` torch threads, times it (wall and CPU seconds; on a busy
+machine both overstate the time alone, the CPU time far less), then reads
 the run and prints, for the search's best schedule and for the fixed recipe, the best
 validation loss along the schedule, the final one (at the horizon, which is what the
 search optimises), their ratio and the final test loss. Draws the figure: validation
@@ -37,7 +37,7 @@ SEARCHMGR = Path(sys.executable).with_name("searchmgr")
 
 
 def run_job(run_dir: Path, words: list[str], threads: int) -> dict:
-    """``searchmgr explore task=tinystories_overfit out=run_dir *words`` in a child process; its wall and CPU seconds."""
+    """``searchmgr explore task=tinystories_overfit out=run_dir *words`` in a child process; its wall and CPU time."""
     cmd = [str(SEARCHMGR), "explore", "task=tinystories_overfit", f"out={run_dir}", *words]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     print(f"$ OMP_NUM_THREADS={threads} searchmgr {' '.join(cmd[1:])}", flush=True)
@@ -88,8 +88,8 @@ def report(s: dict) -> None:
               f"load average after {', '.join(f'{x:.1f}' for x in t['load_avg_after'])}"
               + (f"; exited with status {t['returncode']} (partial run)" if t.get("returncode") else ""))
     rate = f"{s['train_steps_per_s']:.1f}" if s["train_steps_per_s"] else "?"
-    print(f"data {s['data_source']} ({s['train_stories']} training stories); {s['steps_used']}/{s['budget_steps']} steps, "
-          f"{s['nodes']} segments ({s['pruned']} pruned), horizon {s['horizon']}; "
+    print(f"data {s['data_source']} ({s['train_stories']} training stories); "
+          f"{s['steps_used']}/{s['budget_steps']} steps, {s['nodes']} segments ({s['pruned']} pruned), horizon {s['horizon']}; "
           f"{s['train_s']:.0f} s in training segments ({rate} steps/s)")
     print(f"\n{'schedule':<10}{'best val':>10}{'at step':>9}{'final val':>11}{'final/best':>12}{'final test':>12}")
     for name in ("fixed", "best"):
@@ -129,8 +129,8 @@ def draw(run: RunData, s: dict, output: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="lower left")
     source = (s["data_source"] or "").split("/")[-1]
-    ax.set_title(f"tinystories_overfit, cpu preset ({source}, {s['train_stories']} training stories): "
-                 f"\nsearch's best schedule vs fixed recipe; circles: best val, squares: final", fontsize=9)
+    ax.set_title(f"tinystories_overfit, {run.info.get('preset')} preset ({source}, {s['train_stories']} training "
+                 "stories):\nsearch's best schedule vs fixed recipe; circles: best val, squares: final", fontsize=9)
     for knob, colour in (("dropout", "tab:green"), ("weight_decay", "tab:purple")):
         xs, ys = step_function(run.best_path(), knob)
         kx.step(xs, ys, where="post", color=colour, lw=1.8, label=f"{knob} (best schedule)")
