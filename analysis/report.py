@@ -24,6 +24,7 @@ from searchmgr.analysis.run import RunData, load_run
 from searchmgr.analysis.trajectories import train_key
 import matplotlib.pyplot as plt
 
+from searchmgr.sanitize import md_escape
 from searchmgr.store import NodeStatus
 
 # -- document blocks ---------------------------------------------------------
@@ -55,24 +56,21 @@ class Image:
 Block = Heading | Para | Table | Image
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(blocks: Sequence[Block]) -> str:
+    """Every text literal (:func:`md_escape`): text from LLMs or stored runs can carry neither markup nor HTML."""
     out: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
-            out += ["#" * b.level + " " + b.text, ""]
+            out += ["#" * b.level + " " + md_escape(b.text), ""]
         elif isinstance(b, Para):
-            out += [b.text, ""]
+            out += [md_escape(b.text), ""]
         elif isinstance(b, Table):
-            out.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
+            out.append("| " + " | ".join(md_escape(str(h)) for h in b.header) + " |")
             out.append("|" + "---|" * len(b.header))
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            out += ["| " + " | ".join(md_escape(str(c)) for c in row) + " |" for row in b.rows]
             out.append("")
         elif isinstance(b, Image):
-            out += [f"![{b.caption}]({b.file})", "", f"*{b.caption}*", ""]
+            out += [f"![{md_escape(b.caption)}]({b.file})", "", f"*{md_escape(b.caption)}*", ""]
     return "\n".join(out)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from searchmgr import tree as T
-from searchmgr.store import DecisionKind, Node, TreeStore
+from searchmgr.rundir import open_run, stored_config
+from searchmgr.store import DecisionKind, Node
 from searchmgr.surface import Role, Scale
 from searchmgr.tasks import Direction, Objective
 
@@ -108,25 +109,22 @@ class RunData:
         return T.steps_used(self.nodes)
 
 
-def _objective(task: str) -> Objective:
-    """The objective of ``task``; from its class when installed, else a val/loss guess."""
-    from searchmgr.tasks import UnknownTask, task_class
+def _objective(row: dict) -> Objective:
+    """The objective of a stored run; from its info or task class, else a val/loss guess."""
+    from searchmgr.tasks import TaskError, stored_objective
 
     try:
-        return task_class(task).objective
-    except UnknownTask:
+        return stored_objective(row)
+    except TaskError:
         return Objective("val/loss", Direction.MINIMIZE, "test/loss")
 
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read the run at ``run_dir`` (a directory made by ``searchmgr explore``)."""
-    from searchmgr.search import DB_NAME, RunNotFound
-
     run_dir = Path(run_dir)
-    if not (run_dir / DB_NAME).exists():
-        raise RunNotFound(run_dir)
-    with TreeStore(run_dir / DB_NAME) as store:
+    with open_run(run_dir) as store:
         row = store.search()
+        row["config"] = stored_config(row).model_dump(mode="json")
         nodes = tuple(store.nodes(row["id"]))
         metrics = {n.id: store.metrics(n.id) for n in nodes}
         decisions = {n.id: (store.decision(n.decision_id).parsed if n.decision_id else None) for n in nodes}
@@ -140,6 +138,6 @@ def load_run(run_dir: str | Path) -> RunData:
     )
     return RunData(
         run_dir=run_dir, task=row["task"], config=row["config"], info=row["info"],
-        objective=_objective(row["task"]),
+        objective=_objective(row),
         knobs=tuple(KnobInfo.from_description(d) for d in row["surface"]),
         nodes=nodes, metrics=metrics, decisions=decisions, counts=counts)

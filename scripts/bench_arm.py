@@ -92,8 +92,8 @@ def path_points(store, path, batch: int) -> list[dict]:
 def run_search(name: str, preset: str, seed: int, budget: int | None, out: Path) -> dict:
     from searchmgr import tree as T
     from searchmgr.progress import ConsoleReporter
+    from searchmgr.rundir import open_run
     from searchmgr.search import explore
-    from searchmgr.store import TreeStore
 
     task = make_task(name, {"preset": preset})
     budget = budget or task.search_defaults().budget_steps
@@ -105,7 +105,7 @@ def run_search(name: str, preset: str, seed: int, budget: int | None, out: Path)
     outcome = explore([f"task={name}", "manager.name=heuristic", f"budget.steps={budget}", f"seed={seed}",
                        f"preset={preset}", f"out={run_dir}"], reporter=ConsoleReporter())
     wall = time.perf_counter() - t0
-    with TreeStore(run_dir / "tree.db") as store:
+    with open_run(run_dir) as store:
         nodes = store.nodes(store.search()["id"])
         best = path_points(store, outcome.best_path, batch)
         fixed = path_points(store, T.fixed_path(nodes), batch)

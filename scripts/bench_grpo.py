@@ -47,8 +47,8 @@ def fixed_run(task, recipe: dict, seed: int, seg_steps: int, depth: int, eval_ev
 def search_run(preset: str, seed: int, budget: int, out: Path, extra: list[str]) -> dict:
     """A heuristic search with the task's defaults; returns its best path's evaluations."""
     from searchmgr import tree as T
+    from searchmgr.rundir import open_run
     from searchmgr.search import explore
-    from searchmgr.store import TreeStore
     from searchmgr.tasks import make_task
 
     if out.exists():
@@ -58,7 +58,7 @@ def search_run(preset: str, seed: int, budget: int, out: Path, extra: list[str])
                        f"seed={seed}", f"out={out}", *extra])
     wall = time.perf_counter() - t0
     objective = make_task("grpo_arith", {"preset": preset}).objective
-    with TreeStore(out / "tree.db") as store:
+    with open_run(out) as store:
         sid = store.search()["id"]
         nodes = store.nodes(sid)
         path = T.path_to(nodes, outcome.best.id)[1:] if outcome.best else []

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from searchmgr import tree as T
 from searchmgr.progress import ConsoleReporter
+from searchmgr.rundir import open_run
 from searchmgr.search import explore
-from searchmgr.store import NodeStatus, TreeStore
+from searchmgr.store import NodeStatus
 
 
 def bench(task: str, words: list[str]) -> dict:
@@ -32,7 +33,7 @@ def bench(task: str, words: list[str]) -> dict:
     t0 = time.perf_counter()
     outcome = explore([f"task={task}", f"out={out}", *words], reporter=ConsoleReporter())
     wall = time.perf_counter() - t0
-    with TreeStore(out / "tree.db") as store:
+    with open_run(out) as store:
         nodes = store.nodes(store.search()["id"])
         last_val = {which: {k: v for k, v in store.metrics(leaf.id)[-1][1].items() if k.startswith("val/")}
                     for which, leaf in (("best", outcome.best), ("fixed", outcome.fixed))}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 import random as pyrandom
-from typing import AbstractSet, Any, Sequence
+from typing import Any, Sequence
 
 from searchmgr import tree as T
 from searchmgr.config import ConfigError

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from searchmgr import tree as T
 from searchmgr.config import ConfigError, override_keys
+from searchmgr.repair import damage_lines, repair
+from searchmgr.rundir import claim_run, open_run, stored_config
+from searchmgr.sanitize import Redactor, cap, for_terminal, one_line
 from searchmgr.schedule import ScheduleError, export_schedule
-from searchmgr.store import CheckpointCorrupt, NodeStatus, StoreError, TreeStore
-from searchmgr.tasks import available, make_task, task_class
+from searchmgr.store import CheckpointCorrupt, NodeStatus, StoreError
+from searchmgr.tasks import SourceKind, TaskError, available, load_task, stored_objective
 
-USER_ERRORS = (ConfigError, StoreError, CheckpointCorrupt, ScheduleError, FileNotFoundError)
+USER_ERRORS = (ConfigError, StoreError, CheckpointCorrupt, ScheduleError, FileNotFoundError, TaskError)
+MAX_ERROR_CHARS = 2_000  # an error message printed in full up to this size
 
 
 def _console() -> Console:
@@ -28,11 +34,11 @@ def _console() -> Console:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     console = _console()
-    for name in available():
-        cls = task_class(name)
-        task = make_task(name, {})
-        console.print(f"[bold]{name}[/] ({cls.family.value}) — optimise {cls.objective.metric} "
-                      f"({cls.objective.direction.value}); presets {list(cls.presets)}")
+    for name in args.references or available():
+        task = load_task(name)
+        source = "" if task.source.kind is SourceKind.ENTRY_POINT else f" from {escape(task.source.reference)}"
+        console.print(f"[bold]{escape(name)}[/] ({task.family.value}){source} — optimise {task.objective.metric} "
+                      f"({task.objective.direction.value}); presets {list(task.presets)}")
         table = Table(show_header=True, header_style="dim", box=None, pad_edge=False)
         for col in ("knob", "range", "scale", "step limit", "role", "base", "effect"):
             table.add_column(col)
@@ -41,6 +47,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             table.add_row(k.name, f"[{k.low:g}, {k.high:g}]", k.scale.value, k.step_limit_text(), k.role.value,
                           f"{base[k.name]:g}", k.effect)
         console.print(table)
+        for c in task.surface.constraints:
+            console.print(f"constraint: {escape(c.text())}")
         console.print()
     return 0
 
@@ -106,33 +114,30 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8470, help="port (8470; 0 picks a free one)")
 
 
-def _open(run: Path) -> TreeStore:
-    from searchmgr.search import DB_NAME, RunNotFound
-
-    if not (run / DB_NAME).exists():
-        raise RunNotFound(run)
-    return TreeStore(run / DB_NAME)
-
-
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     console = _console()
-    with _open(args.run) as store:
+    with open_run(args.run) as store:
         row = store.search()
-        cfg = row["config"]
-        objective = task_class(row["task"]).objective
+        cfg = stored_config(row)
+        redact = Redactor.from_env(cfg.manager.api_key_env)
+
+        def safe(text: object) -> str:  # stored text may come from an LLM or a damaged file: no markup, no escapes
+            return escape(one_line(redact(str(text))))
+
+        objective = stored_objective(row)
         nodes = store.nodes(row["id"])
-        best = T.best_leaf(nodes, objective, cfg["max_depth"])
+        best = T.best_leaf(nodes, objective, cfg.max_depth)
         best_ids = {n.id for n in T.path_to(nodes, best.id)} if best else set()
         fixed_ids = {n.id for n in T.fixed_path(nodes)}
-        console.print(f"run {args.run}: task {row['task']}, {len(nodes) - 1} segments, "
-                      f"{T.steps_used(nodes)}/{cfg['budget']['steps']} steps, objective {objective.metric} "
+        console.print(f"run {safe(args.run)}: task {row['task']}, {len(nodes) - 1} segments, "
+                      f"{T.steps_used(nodes)}/{cfg.budget.steps} steps, objective {objective.metric} "
                       f"({objective.direction.value})")
         for k, v in row["info"].items():
-            console.print(f"{k}: {v}")
+            console.print(f"{safe(k)}: {safe(v)}")
         table = Table(box=None, header_style="bold")
         for col in ("node", "parent", "depth", "steps", "status", "source", objective.metric, "test", "N", "recipe",
                     ""):
@@ -141,9 +146,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         for n in nodes:
             mark = ("best " if n.id in best_ids and n.depth else "") + ("fixed" if n.id in fixed_ids and n.depth else "")
             table.add_row(str(n.id), str(n.parent_id or "-"), str(n.depth), f"{n.start_step}-{n.end_step}",
-                          f"[{colours.get(n.status, 'white')}]{n.status.value}[/]", n.source, _fmt(n.val_score),
-                          _fmt(n.test_score), str(n.visits),
-                          " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()), mark)
+                          f"[{colours.get(n.status, 'white')}]{n.status.value}[/]", safe(n.source),
+                          _fmt(n.val_score), _fmt(n.test_score), str(n.visits),
+                          safe(" ".join(f"{k}={v:.3g}" for k, v in n.recipe.items())), mark)
         console.print(table)
         if best:
             console.print(f"best path: {' -> '.join(str(i) for i in sorted(best_ids))}  "
@@ -153,20 +158,42 @@ def cmd_show(args: argparse.Namespace) -> int:
                       f"{objective.metric}={_fmt(fixed.val_score)} (test {_fmt(fixed.test_score)})")
         kept = [args.run / n.checkpoint for n in nodes if n.checkpoint]
         size = sum(p.stat().st_size for p in kept if p.exists())
-        console.print(f"checkpoints: {len(kept)} kept ({cfg.get('checkpoints', {}).get('keep', 'all')}), "
+        console.print(f"checkpoints: {len(kept)} kept ({cfg.checkpoints.keep}), "
                       f"{size / 2**20:.1f} MiB on disk; {sum(1 for n in nodes if n.status.finished)} nodes trained")
+        damage = damage_lines(store, args.run, row["id"])
+        console.print(f"[red]damaged checkpoints: {len(damage)}[/]" if damage else "kept checkpoints: all intact")
+        for line in damage:
+            console.print(f"  {safe(line)}")
         if args.decisions:
             from searchmgr.traces import render_decisions
 
-            console.print(render_decisions(store, row["id"]), markup=False, highlight=False)  # LLM text is not markup
+            text = for_terminal(redact(render_decisions(store, row["id"])))
+            console.print(text, markup=False, highlight=False)  # LLM text is neither markup nor escapes
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     schedule = export_schedule(args.run)
     path = schedule.save(args.output)
-    _console().print(f"wrote {path}: {len(schedule.segments)} segments, {schedule.objective['metric']}="
-                     f"{_fmt(schedule.val_score)} (fixed {_fmt(schedule.fixed.get('val_score'))})")
+    console = _console()
+    console.print(f"wrote {escape(one_line(str(path)))}: {len(schedule.segments)} segments, "
+                  f"{schedule.objective['metric']}={_fmt(schedule.val_score)} "
+                  f"(fixed {_fmt(schedule.fixed.get('val_score'))})")
+    for line in schedule.provenance.get("damage", []):
+        console.print(f"[red]warning[/]: {escape(one_line(line))}")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    with claim_run(args.run) as run:
+        row = run.store.search()
+        report = repair(run.store, run.path, row["id"])
+    console = _console()
+    for line in report.lines():
+        console.print(escape(one_line(line)))
+    console.print(f"{len(report.damaged)} damaged checkpoint(s) taken out of the search, {len(report.failed)} "
+                  f"unfinished node(s) failed; continue with `searchmgr explore --resume {escape(str(args.run))}`"
+                  if report.damaged else "every checkpoint is intact; nothing to repair")
     return 0
 
 
@@ -222,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="searchmgr", description="Discover adaptive training schedules by UCT search "
                                 "over checkpointed recipe segments.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    t = sub.add_parser("tasks", help="list tasks and their action surfaces")
+    t = sub.add_parser("tasks", help="list tasks and their action surfaces", description="List the installed "
+                       "tasks (built-in and registered by packages under the entry-point group searchmgr.tasks), or "
+                       "the plug-ins given as package.module:attr or path/to/file.py:attr.")
+    t.add_argument("references", nargs="*", metavar="TASK", help="only these tasks (names or plug-in references)")
     t.set_defaults(fn=cmd_tasks)
     e = sub.add_parser("explore", help="run or resume a search", description=(
         "Run a search. Settings are key=value words: search keys (" + ", ".join(override_keys()) + ") and task "
@@ -279,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and a summary table, as report.md + PNGs and a self-contained report.html.")
     r.add_argument("run", type=Path, metavar="RUN")
     r.add_argument("-o", "--output", type=Path, default=None, help="report folder (default RUN/report)")
-    r.add_argument("-k", "--top-k", type=int, default=5, help="paths compared with the best one (5)")
+    r.add_argument("-k", "--top-k", type=_positive, default=5, help="paths compared with the best one (5)")
     r.set_defaults(fn=cmd_report)
     a = sub.add_parser("analyze", help="aggregate several runs (tasks, seeds) into one table and figure",
                        description="Classify each run's knob trajectories and judge 'capacity accumulates, "
@@ -287,8 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     a.add_argument("-o", "--output", type=Path, default=Path("reports/analysis"),
                    help="output folder (reports/analysis)")
-    a.add_argument("-k", "--top-k", type=int, default=5, help="paths compared with the best one per run (5)")
+    a.add_argument("-k", "--top-k", type=_positive, default=5, help="paths compared with the best one per run (5)")
     a.set_defaults(fn=cmd_analyze)
+    f = sub.add_parser("repair", help="take nodes with missing or corrupt checkpoints out of the search",
+                       description="Check every checkpoint of a run against its sha256. A node whose file is "
+                       "missing or corrupt loses its checkpoint (nothing branches from it again) and its pending or "
+                       "interrupted children fail; the search can then be resumed. `explore --resume` does the same "
+                       "before training.")
+    f.add_argument("run", type=Path, metavar="RUN")
+    f.set_defaults(fn=cmd_repair)
     y = sub.add_parser("replay", help="train from scratch following an exported schedule; compare with the search",
                        description="Train the schedule's task from scratch, segment by segment under the "
                        "schedule's recipes, and print the scores reached beside those the search recorded. "
@@ -302,13 +339,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {cap(repr(text), 40)}")
+    return value
+
+
+def _error(message: str) -> int:
+    """Print a user error: no secrets (the default key variable's value, anything shaped like a key), no terminal
+    escapes, no endless echo of the input."""
+    print(f"error: {cap(for_terminal(Redactor.from_env('OPENAI_API_KEY')(message)), MAX_ERROR_CHARS)}",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e))
+    except sqlite3.DatabaseError as e:
+        return _error(f"the run's tree.db is damaged ({e}); restore it from a copy or start a new run")
+    except OSError as e:  # a path the user gave cannot be written or read
+        return _error(f"{e.strerror or e}: {e.filename or ''}")
     except KeyboardInterrupt:
         run = getattr(args, "resume", None) or "RUN"
         print(f"\ninterrupted; continue with `searchmgr explore --resume {run}`", file=sys.stderr)

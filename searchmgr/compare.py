@@ -24,7 +24,7 @@ from searchmgr import tree as T
 from searchmgr.config import ConfigError, build_config, merge, parse_overrides
 from searchmgr.managers import manager_names
 from searchmgr.progress import Reporter
-from searchmgr.store import TreeStore
+from searchmgr.rundir import open_run
 
 BASELINES = ("grid", "random", "tpe", "pbt")
 DEFAULT_METHODS = ("tree", "grid", "random", "tpe", "pbt")
@@ -96,7 +96,7 @@ def _se(xs: list[float]) -> float:
 
 def run_summary(run: Path, objective, max_depth: int) -> dict:
     """What compare records of one run, and its best-so-far curve over steps spent."""
-    with TreeStore(run / "tree.db") as store:
+    with open_run(run) as store:
         sid = store.search()["id"]
         nodes = store.nodes(sid)
         wall = sum(json.loads(e["data"] or "{}").get("wall_s", 0.0) for e in store.events(sid) if e["kind"] == "stopped")
@@ -135,7 +135,8 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
         methods = methods or [Method.parse(k) for k in DEFAULT_METHODS]
         seeds = seeds or 3
-        out = out or Path("runs") / f"compare-{overrides['task']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = str(overrides["task"]).rpartition(":")[2]  # a plug-in reference's attribute, not its path
+        out = out or Path("runs") / f"compare-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / RESULT).exists():
             raise ConfigError(f"{out} already holds a comparison; continue it with `searchmgr compare --resume {out}`")
         result = None

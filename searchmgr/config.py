@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from searchmgr.managers import manager_names
+from searchmgr.sanitize import shorten
 from searchmgr.stoppers import stopper_names
 
 
@@ -24,7 +25,18 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Strict where it matters: no infinities or NaN in float fields, no ``true``/``false`` for numbers."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool):
+            ann = cls.model_fields[info.field_name].annotation
+            if ann is not bool and bool not in get_args(ann):
+                raise ValueError(f"expected a number, not {str(v).lower()}")
+        return v
 
 
 class BudgetConfig(_Model):
@@ -36,13 +48,17 @@ class BudgetConfig(_Model):
 class UCTConfig(_Model):
     c: float = Field(0.5, ge=0, description="exploration constant C of UCT")
     k_max: int = Field(3, ge=1, le=16, description="most children per node (before widening)")
-    widen: float = Field(0.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
+    widen: float = Field(1.0, ge=0, le=16, description="progressive widening: a node may hold max(k_max, "
                          "widen*sqrt(N)) children, and the search never stops with budget left while a node can "
                          "grow (0: off)")
-    q: Literal["mean", "max"] = Field("mean", description="a child's Q: the mean utility backed up through it, or "
+    q: Literal["mean", "max"] = Field("max", description="a child's Q: the mean utility backed up through it, or "
                                       "the best one in its subtree")
+    starts: int | None = Field(None, ge=0, le=1024, description="with start=anywhere, the root's first children "
+                               "trained before UCT decides (default: as many as the budget has horizons)")
+    hold_first: bool = Field(True, description="a node's first child continues its recipe unchanged (so every "
+                             "constant-recipe chain the tree starts is a path of it); the manager proposes the others")
     start: Literal["bounded", "anywhere"] = Field(
-        "bounded", description="anywhere: the root's children after the fixed path start from recipes spread over "
+        "anywhere", description="anywhere: the root's children after the fixed path start from recipes spread over "
         "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "
         "tree's mean; bounded: every child is a bounded step from its parent")
 
@@ -83,7 +99,7 @@ class ManagerConfig(_Model):
     @classmethod
     def _known(cls, v: str) -> str:
         if v not in manager_names():
-            raise ValueError(f"unknown manager {v!r}; choose one of {manager_names()}")
+            raise ValueError(f"unknown manager {shorten(v)}; choose one of {manager_names()}")
         return v
 
     @field_validator("api_key_env")
@@ -118,7 +134,7 @@ class StopperConfig(_Model):
     @classmethod
     def _known(cls, v: str) -> str:
         if v not in stopper_names():
-            raise ValueError(f"unknown stopper {v!r}; choose one of {stopper_names()}")
+            raise ValueError(f"unknown stopper {shorten(v)}; choose one of {stopper_names()}")
         return v
 
 
@@ -172,8 +188,8 @@ class CheckpointsConfig(_Model):
 
 class SearchConfig(_Model):
     task: str = Field(description="task name (see `searchmgr tasks`)")
-    seed: int = Field(0, ge=0, description="seed of the root model and of random managers")
-    out: Path | None = Field(None, description="run directory (default runs/<task>-<time>)")
+    seed: int = Field(0, ge=0, le=2 ** 32 - 1, description="seed of the root model and of random managers")
+    out: Path | None = Field(None, description="run directory (default runs/<task>-<time>); a new or empty one")
     segment_steps: int | None = Field(None, ge=1, description="training steps per node (default: the task's)")
     max_depth: int | None = Field(None, ge=1, le=64, description="segments per schedule (default: the task's)")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: the task's)")
@@ -187,6 +203,14 @@ class SearchConfig(_Model):
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads per worker (default: torch's own "
                                 "choice, which oversubscribes a machine shared by several runs)")
     task_options: dict[str, Any] = Field(default_factory=dict, description="validated by the task's options model")
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _out_named(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("out= is empty; give a new directory such as out=runs/toy3, or leave out= away for "
+                             "runs/<task>-<time>")
+        return v
 
     @property
     def horizon(self) -> int:
@@ -245,19 +269,19 @@ def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
         key, eq, value = word.partition("=")
         key = key.strip()
         if not eq or not key:
-            raise ConfigError(f"override {word!r} is not key=value (for example budget.steps=400)")
+            raise ConfigError(f"override {shorten(word)} is not key=value (for example budget.steps=400)")
         parts = key.split(".")
         if len(parts) > 2:
-            raise ConfigError(f"override key {key!r} is nested too deep; use section.field")
+            raise ConfigError(f"override key {shorten(key)} is nested too deep; use section.field")
         if len(parts) == 2:
             section, field = parts
             if section not in SECTIONS:
-                raise ConfigError(f"unknown section {section!r} in {key!r}; sections are {sorted(SECTIONS)}")
+                raise ConfigError(f"unknown section {shorten(section)} in {shorten(key)}; sections are {sorted(SECTIONS)}")
             if field not in SECTIONS[section].model_fields:
-                raise ConfigError(f"unknown key {key!r}; {section} has {sorted(SECTIONS[section].model_fields)}")
+                raise ConfigError(f"unknown key {shorten(key)}; {section} has {sorted(SECTIONS[section].model_fields)}")
             out.setdefault(section, {})[field] = _typed(SECTIONS[section], field, value)
         elif key in SECTIONS or key == "task_options":
-            raise ConfigError(f"{key!r} is a section; set one of its fields, like {key}.<field>=value")
+            raise ConfigError(f"{shorten(key)} is a section; set one of its fields, like {key}.<field>=value")
         elif key in SearchConfig.model_fields:
             out[key] = _typed(SearchConfig, key, value)
         else:

@@ -34,15 +34,24 @@ from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, mana
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
+from searchmgr.repair import quarantine
+from searchmgr.rundir import RunLock
 from searchmgr.stoppers import StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
+from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import summarize
 
 
 def checkpoint_ref(node_id: int) -> str:
     return f"checkpoints/node_{node_id:05d}.pt"
+
+
+def diverged(metrics: dict[str, float], metric: str, step: int) -> str | None:
+    """Why a segment must stop at this evaluation (its objective is not finite), or None."""
+    value = metrics.get(metric)
+    return None if value is None or math.isfinite(value) else f"diverged at step {step}: {metric}={value}"
 
 
 @dataclass
@@ -57,6 +66,7 @@ class _Live:
     used_before: int
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     stopped_at: tuple[int, dict[str, float]] | None = None
+    diverged: str | None = None  # why, at the first non-finite evaluation of the objective
 
 
 class Coordinator:
@@ -64,7 +74,8 @@ class Coordinator:
 
     def __init__(self, run_dir: Path, config: SearchConfig, task: Task, task_spec: TaskSpec, store: TreeStore,
                  search_id: int, reporter: Reporter | None = None, executor: Executor | None = None,
-                 search_policy: policy.Policy | None = None):
+                 search_policy: policy.Policy | None = None, owner: RunLock | None = None):
+        self.owner = owner  # the run's lock, released by close()
         self.run_dir = run_dir
         self.config = config
         self.task = task
@@ -85,7 +96,7 @@ class Coordinator:
         self.queued: deque[Node] = deque()  # asked ahead, waiting for a free worker
         self.live: dict[int, _Live] = {}  # submitted to the executor
         self.propose_s = 0.0  # seconds spent planning and proposing
-        self.reporter.start(task.objective.metric, config.budget.steps)
+        self.reporter.start(task.objective.metric, config.budget.steps, store.redact)
 
     # snapshots ------------------------------------------------------------------------
     def nodes(self) -> list[Node]:
@@ -95,9 +106,16 @@ class Coordinator:
         return frozenset(self.live) | frozenset(n.id for n in self.queued)
 
     def _committed(self, nodes: list[Node]) -> int:
-        """Steps spent, counting every in-flight node at its full length."""
+        """Steps spent, counting every in-flight or unfinished node (to be retrained) at its full length."""
         busy = self.in_flight()
-        return sum(n.end_step - n.start_step if n.id in busy else n.steps_trained for n in nodes)
+        return sum(n.end_step - n.start_step if n.id in busy or n.status in policy.UNFINISHED else n.steps_trained
+                   for n in nodes)
+
+    def _retry_owed(self, nodes: list[Node]) -> bool:
+        """An unfinished node (a dead worker's) waits: it was paid for when it started, so it is retrained
+        even after a budget is reached."""
+        busy = self.in_flight()
+        return any(n.status in policy.UNFINISHED and n.id not in busy for n in nodes)
 
     # ask ---------------------------------------------------------------------------------
     def ask(self) -> Node | policy.Wait | policy.Exhausted:
@@ -218,6 +236,10 @@ class Coordinator:
         node, objective = live.node, self.task.objective
         self.store.add_metrics(node_id, step, metrics, step - node.start_step)
         self.reporter.evaluated(node, step, metrics, live.used_before + step - node.start_step)
+        live.diverged = diverged(metrics, objective.metric, step)
+        if live.diverged:
+            live.stopped_at = (step, dict(metrics))
+            return True
         if live.stopper is None or objective.metric not in metrics or step >= node.end_step:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
@@ -249,6 +271,14 @@ class Coordinator:
                                  data={"traceback": trained.traceback})
             self._finish(node, NodeStatus.FAILED, None, None, self.store.node(node.id).steps_trained,
                          trained.train_s, error=trained.error)
+            if trained.parent_damaged:  # no child can train from that parent: take it out of the search
+                quarantine(self.store, self.store.node(node.parent_id), trained.parent_damaged, self.in_flight())
+            if trained.broke_contract:  # a broken plug-in: stop at its first bad segment, saying what to fix
+                (self.run_dir / checkpoint_ref(node.id)).unlink(missing_ok=True)
+                raise TaskContractError(trained.error.removeprefix("TaskContractError: "))
+        elif live.diverged:
+            self._finish(node, NodeStatus.FAILED, None, None, live.stopped_at[0] - node.start_step, trained.train_s,
+                         error=live.diverged)
         elif live.stopped_at is not None:
             step, metrics = live.stopped_at
             steps = max(step - node.start_step, trained.steps_done)
@@ -331,7 +361,7 @@ class Coordinator:
             reason = exhausted or self._budget_reason(started)
             if not commands.paused:
                 self._submit_queued()
-            while (reason is None and not commands.paused
+            while ((reason is None or (not exhausted and self._retry_owed(self.nodes()))) and not commands.paused
                    and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead):
                 t0 = time.perf_counter()
                 got = self.ask()  # with workers busy, a slow manager answers while they train
@@ -388,3 +418,5 @@ class Coordinator:
         if self.fallback is not None:
             self.fallback.close()
         self.store.close()
+        if self.owner is not None:
+            self.owner.release()

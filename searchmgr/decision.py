@@ -3,7 +3,14 @@
 A decision is never trusted: :func:`verify` parses a raw response (text or dict),
 checks it against the action surface and the parent's siblings, and returns either
 the child recipe or a named :class:`Rejection`. A rejected decision never changes
-training; the search stores it with its reason.
+training; the search stores it with its reason. :func:`verify` never raises: an
+answer of any shape (deeply nested, huge, not JSON) becomes a rejection.
+
+Sizes are capped (:mod:`searchmgr.sanitize`): an answer longer than
+``MAX_ANSWER_CHARS`` is rejected unread; an admitted decision's free text is cut to
+``MAX_FIELD_CHARS`` (diagnosis, expected outcome) or ``MAX_SHORT_CHARS`` (audit
+reasons, watch items; at most ``MAX_ITEMS`` of each list), because it is stored and
+re-sent in the prompt of every descendant.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_FIELD_CHARS, MAX_SHORT_CHARS, cap
 from searchmgr.surface import ActionSurface, Recipe, RecipeError, same_recipe
+
+MAX_ITEMS = 32  # most audit entries, updates or watch items one decision may carry
 
 
 class KnobUpdate(BaseModel):
@@ -39,6 +49,11 @@ class AuditEntry(BaseModel):
     verdict: Literal["selected", "rejected", "deferred"]
     reason: str
 
+    @field_validator("knob", "reason")
+    @classmethod
+    def _short(cls, v: str) -> str:
+        return cap(v, MAX_SHORT_CHARS)
+
 
 class Decision(BaseModel):
     """A manager's proposal for the next segment of training."""
@@ -46,10 +61,21 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     diagnosis: str = Field(description="what the telemetry shows, in one or two sentences")
-    control_audit: list[AuditEntry] = Field(description="one entry per knob considered")
-    updates: list[KnobUpdate] = Field(description="knobs to change; knobs not listed are held")
+    control_audit: list[AuditEntry] = Field(max_length=MAX_ITEMS, description="one entry per knob considered")
+    updates: list[KnobUpdate] = Field(max_length=MAX_ITEMS, description="knobs to change; knobs not listed are held")
     expected_outcome: str = Field(description="what the next evaluation should show if the diagnosis is right")
-    watch_items: list[str] = Field(default_factory=list, description="signals to check next time")
+    watch_items: list[str] = Field(default_factory=list, max_length=MAX_ITEMS,
+                                   description="signals to check next time")
+
+    @field_validator("diagnosis", "expected_outcome")
+    @classmethod
+    def _field(cls, v: str) -> str:
+        return cap(v, MAX_FIELD_CHARS)
+
+    @field_validator("watch_items")
+    @classmethod
+    def _items(cls, v: list[str]) -> list[str]:
+        return [cap(x, MAX_SHORT_CHARS) for x in v]
 
     @classmethod
     def hold(cls, surface: ActionSurface, diagnosis: str = "healthy; keep the recipe") -> "Decision":
@@ -69,6 +95,7 @@ def decision_schema() -> dict:
 
 class RejectionKind(str, enum.Enum):
     MALFORMED_JSON = "malformed_json"
+    TOO_LONG = "too_long"
     MISSING_FIELDS = "missing_fields"
     UNKNOWN_KNOB = "unknown_knob"
     OUT_OF_BOUNDS = "out_of_bounds"
@@ -112,13 +139,13 @@ def extract_json(text: str) -> Any:
     for c in candidates:
         try:
             return json.loads(c)
-        except (json.JSONDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a decision
             continue
     raise ValueError("no JSON object found in the response")
 
 
 def _reject(kind: RejectionKind, reason: str, decision: Decision | None = None) -> Verdict:
-    return Verdict(decision, None, Rejection(kind, reason))
+    return Verdict(decision, None, Rejection(kind, cap(reason, MAX_FIELD_CHARS)))
 
 
 def verify(
@@ -133,6 +160,9 @@ def verify(
         decision = raw
     else:
         if isinstance(raw, (str, bytes)):
+            if len(raw) > MAX_ANSWER_CHARS:
+                return _reject(RejectionKind.TOO_LONG, f"the answer has {len(raw)} characters; at most "
+                               f"{MAX_ANSWER_CHARS} are read: answer with the JSON object only")
             try:
                 data = extract_json(raw.decode() if isinstance(raw, bytes) else raw)
             except (ValueError, UnicodeDecodeError) as e:
@@ -143,6 +173,8 @@ def verify(
             return _reject(RejectionKind.MALFORMED_JSON, f"expected a JSON object, got {type(data).__name__}")
         try:
             decision = Decision.model_validate(dict(data))
+        except RecursionError:
+            return _reject(RejectionKind.MALFORMED_JSON, "the answer is nested too deeply")
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'decision'}: {err['msg']}" for err in e.errors()[:5])
             return _reject(RejectionKind.MISSING_FIELDS, problems)
@@ -151,7 +183,8 @@ def verify(
     seen: set[str] = set()
     for u in decision.updates:
         if u.knob not in surface:
-            return _reject(RejectionKind.UNKNOWN_KNOB, f"{u.knob!r} is not a knob; knobs are {surface.names}", decision)
+            return _reject(RejectionKind.UNKNOWN_KNOB, f"{cap(repr(u.knob), 80)} is not a knob; knobs are "
+                           f"{surface.names}", decision)
         if u.knob in seen:
             return _reject(RejectionKind.MISSING_FIELDS, f"knob {u.knob!r} is updated twice", decision)
         seen.add(u.knob)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 
 class Family(str, enum.Enum):
@@ -66,6 +66,18 @@ class Objective:
 
     def utility(self, value: float | None) -> float:
         return self.direction.utility(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        tb = self.tiebreak
+        return {"metric": self.metric, "direction": self.direction.value, "test_metric": self.test_metric,
+                "tiebreak": None if tb is None else {"metric": tb.metric, "direction": tb.direction.value,
+                                                     "weight": tb.weight}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Objective":
+        tb = data.get("tiebreak")
+        return cls(data["metric"], Direction(data["direction"]), data["test_metric"],
+                   None if tb is None else TieBreak(tb["metric"], Direction(tb["direction"]), float(tb["weight"])))
 
     def search_utility(self, metrics: Mapping[str, float]) -> float:
         """What UCT backs up for a segment whose last evaluation gave ``metrics``: the objective's

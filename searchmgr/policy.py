@@ -155,18 +155,27 @@ class UCTPolicy(Policy):
 
     def __init__(self, *, c: float, k_max: int, max_depth: int, widen: float = 0.0, q_rule: str = "mean",
                  start: str = "bounded", surface=None, seed: int = 0, segment_steps: int = 0,
-                 stop_scope: str = "all"):
+                 stop_scope: str = "all", hold_first: bool = False, starts: int = 0):
         self.c, self.k_max, self.max_depth = c, k_max, max_depth
         self.widen, self.q_rule, self.start = widen, q_rule, start
         self.surface, self.seed, self.segment_steps, self.stop_scope = surface, seed, segment_steps, stop_scope
+        self.hold_first, self.starts = hold_first, starts
 
     def plan(self, nodes, *, in_flight, closed, budget_left):
         kw = dict(c=self.c, max_depth=self.max_depth, in_flight=in_flight, closed=closed, widen=self.widen,
                   q_rule=self.q_rule, mean_prior=self.start == "anywhere")
         step = plan(nodes, k_max=self.k_max, **kw)
+        root = T.root(nodes)
+        if self.start == "anywhere" and isinstance(step, Expand):
+            n_starts = sum(c.source == START for c in T.children(nodes, root.id))
+            if n_starts < self.starts:  # the first starts are trained before UCT chooses among them
+                step = Expand(root.id, step.selection)
         if isinstance(step, Exhausted) and self.widen > 0 and budget_left >= self.segment_steps:
             step = plan(nodes, k_max=10**9, **kw)  # never stop with budget left while a node can still grow
-        root = T.root(nodes)
+        if isinstance(step, Expand) and step.parent != root.id and self.hold_first:
+            parent = T.by_id(nodes)[step.parent]
+            if not any(c.recipe == parent.recipe for c in T.children(nodes, parent.id)):
+                return Grow(parent.id, parent.recipe, HOLD, "hold first: continue the parent's recipe unchanged")
         if isinstance(step, Expand) and step.parent == root.id and self.start == "anywhere":
             starts = [n for n in T.children(nodes, root.id) if n.source == START]
             return Grow(root.id, self.start_point(len(starts), [n.recipe for n in T.children(nodes, root.id)]),
@@ -200,6 +209,7 @@ class UCTPolicy(Policy):
 
 
 START = "start"
+HOLD = "hold"
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 
 
@@ -222,7 +232,8 @@ def make_policy(config, task) -> Policy:
         u = config.uct
         return UCTPolicy(c=u.c, k_max=u.k_max, max_depth=config.max_depth, widen=u.widen, q_rule=u.q,
                          start=u.start, surface=task.surface, seed=config.seed, segment_steps=config.segment_steps,
-                         stop_scope=config.stopper.scope)
+                         stop_scope=config.stopper.scope, hold_first=u.hold_first,
+                         starts=u.starts if u.starts is not None else config.budget.steps // config.horizon)
     from searchmgr import baselines
 
     return baselines.make(name, config, task)

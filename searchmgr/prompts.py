@@ -92,6 +92,7 @@ def render_surface(surface: ActionSurface) -> str:
         if k.caution:
             line += f"; caution: {k.caution}"
         lines.append(line)
+    lines += [f"- constraint: {c.text()}" for c in surface.constraints]
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ import torch
 
 from searchmgr.config import ConfigError, parse_value
 from searchmgr.schedule import Schedule, ScheduleError
-from searchmgr.tasks import Segment, TaskOptionsError, UnknownTask, make_task
+from searchmgr.tasks import Segment, TaskError, make_task
 
 REPLAY_KEYS = ("seed", "eval_every")
 
@@ -165,7 +165,7 @@ def replay(schedule: Schedule | str | Path, overrides: Sequence[str] = (),
     task_options = {**prov.get("task_options", {}), **options}
     try:
         task = make_task(schedule.task, task_options)
-    except (UnknownTask, TaskOptionsError) as e:
+    except TaskError as e:
         raise ConfigError(str(e)) from None
     metric, test_metric = task.objective.metric, task.objective.test_metric
     then, now = prov.get("info") or {}, task.info()

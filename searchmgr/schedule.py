@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from searchmgr import tree as T
+from searchmgr.rundir import open_run, stored_config
 from searchmgr.store import TreeStore
-from searchmgr.tasks import task_class
+from searchmgr.tasks import stored_objective
 
 FORMAT = "searchmgr.schedule/1"
 
@@ -65,6 +66,8 @@ class Schedule:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
+        if path.is_dir():
+            raise ScheduleError(f"{path} is a directory; give a file name such as {path / 'schedule.json'}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
@@ -89,20 +92,19 @@ class Schedule:
 
 def export_schedule(run_dir: str | Path) -> Schedule:
     """The best root-to-leaf schedule of the run at ``run_dir`` (by validation score)."""
-    from searchmgr.search import DB_NAME, RunNotFound
-
     run_dir = Path(run_dir)
-    if not (run_dir / DB_NAME).exists():
-        raise RunNotFound(run_dir)
-    with TreeStore(run_dir / DB_NAME) as store:
+    with open_run(run_dir) as store:
         return schedule_of(store, run_dir)
 
 
 def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
-    """The best root-to-leaf schedule in ``store`` (read-only stores too)."""
+    """The best root-to-leaf schedule in ``store`` (read-only stores too), with the run's checkpoint damage."""
+    from searchmgr.repair import damage_lines
+
     row = store.search()
-    config = row["config"]
-    objective = task_class(row["task"]).objective
+    config = stored_config(row).model_dump(mode="json")
+    damage = damage_lines(store, run_dir, row["id"])
+    objective = stored_objective(row)
     nodes = store.nodes(row["id"])
     best = T.best_leaf(nodes, objective, config["max_depth"])
     if best is None:
@@ -122,5 +124,5 @@ def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
         provenance={"run": str(run_dir.resolve()), "search_id": row["id"], "leaf_node": best.id,
                     "seed": config["seed"], "task_options": config["task_options"],
                     "segment_steps": config["segment_steps"], "max_depth": config["max_depth"],
-                    "eval_every": config["eval_every"], "info": row["info"],
+                    "eval_every": config["eval_every"], "info": row["info"], "damage": damage,
                     "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -10,43 +10,35 @@ baseline; then UCT with virtual-child expansion decides (:mod:`searchmgr.policy`
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from searchmgr import rundir
 from searchmgr import tree as T
 from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.coordinator import Coordinator
 from searchmgr.executors import ExecutorUnavailable, TaskSpec
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
+from searchmgr.repair import repair
+from searchmgr.rundir import CONFIG_NAME, Run
+from searchmgr.sanitize import Redactor, cap, shorten
 from searchmgr.store import NodeStatus, TreeStore, save_checkpoint
-from searchmgr.tasks import Task, TaskOptionsError, UnknownTask, make_task, task_class
-
-DB_NAME = "tree.db"
-CONFIG_NAME = "config.json"
+from searchmgr.tasks import Task, TaskError, load_task, reference_of, source_change
 
 
-class RunNotFound(FileNotFoundError):
-    def __str__(self) -> str:
-        return f"{self.args[0]} is not a run directory (no {DB_NAME}); give the out= of an earlier explore"
-
-
-def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
-    """Build the task and fill the config's defaults from it; raise :class:`ConfigError` on any problem."""
+def resolve(config: SearchConfig, instance: Task | None = None) -> tuple[SearchConfig, Task]:
+    """Build the task (``instance``, or what ``config.task`` names) and fill the config's defaults from it;
+    raise :class:`ConfigError` on any problem."""
+    if instance is not None and config.executor.name != "inline":
+        raise ConfigError("explore(task=<instance>) trains in this process only (executor.name=inline); for "
+                          "process or ray workers give task=<module:attr or path/file.py:attr> so they can import it")
     try:
-        cls = task_class(config.task)
-    except UnknownTask as e:
-        raise ConfigError(str(e)) from None
-    unknown = sorted(set(config.task_options) - set(cls.Options.model_fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown}: not a search key ({sorted(k for k in SearchConfig.model_fields if k != 'task_options')}, "
-            f"or a section field like budget.steps) nor an option of task {config.task} "
-            f"({sorted(cls.Options.model_fields)})")
-    try:
-        task = make_task(config.task, config.task_options)
-    except (UnknownTask, TaskOptionsError) as e:
+        task = load_task(config.task, config.task_options, instance)
+    except TaskError as e:
         raise ConfigError(str(e)) from None
     unknown = sorted(set(config.policy.grid) - set(task.surface.names))
     if unknown:
@@ -60,70 +52,88 @@ def resolve(config: SearchConfig) -> tuple[SearchConfig, Task]:
         "eval_every": config.eval_every or d.eval_every,
         "budget": budget,
         "task_options": task.options.model_dump(mode="json"),
+        "task": task.source.reference,
     })
     config = build_config(config.model_dump(mode="json"))
     config.check_resolved()
     return config, task
 
 
-def _coordinator(run_dir: Path, config: SearchConfig, task: Task, store: TreeStore, search_id: int,
+def _coordinator(run: Run, config: SearchConfig, task: Task, search_id: int,
                  reporter: Reporter | None) -> Coordinator:
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
     try:
-        return Coordinator(run_dir, config, task, TaskSpec(config.task, config.task_options), store, search_id,
-                           reporter)
+        return Coordinator(run.path, config, task, TaskSpec(config.task, config.task_options), run.store, search_id,
+                           reporter, owner=run.lock)
     except ExecutorUnavailable as e:
-        store.close()
+        run.close()
         raise ConfigError(str(e)) from None
 
 
-def create_run(config: SearchConfig, reporter: Reporter | None = None) -> Coordinator:
-    """Create a run directory for ``config``: the task's root checkpoint and the fixed baseline's start."""
-    config, task = resolve(config)
-    run_dir = config.out or Path("runs") / f"{config.task}-{datetime.now():%Y%m%d-%H%M%S}"
-    if (run_dir / DB_NAME).exists():
-        raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr explore --resume "
-                          f"{run_dir}` or choose another out=")
-    config = config.model_copy(update={"out": run_dir})
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Task) -> None:
+    """A new run's contents: its config, the search row and the root (the untrained model, the base recipe)."""
+    try:
+        info = task.info()
+        state = task.init(config.seed)
+    except (ValueError, OSError) as e:  # bad data files and the like: the options are at fault
+        raise ConfigError(f"task {task.name} cannot start: {type(e).__name__}: {cap(str(e), 400)}; fix its "
+                          "options (data=, preset= ...)") from e
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-    store = TreeStore(run_dir / DB_NAME)
-    info = task.info()
-    sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
+    sid = store.create_search(config.task, config.model_dump(mode="json"), task.surface.describe(),
                               task.surface.fingerprint(), info)
-    coordinator = _coordinator(run_dir, config, task, store, sid, reporter)
-    for k, v in info.items():
-        coordinator.reporter.message(f"{k}: {v}")
-    # the root: the untrained model, the base recipe
-    state = task.init(config.seed)
     root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
     ref = f"checkpoints/node_{root.id:05d}.pt"
     sha = save_checkpoint(state, run_dir / ref)
     store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
                       steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-    store.add_event(sid, "created", f"run created for task {task.name}", data={"info": info})
+    store.add_event(sid, "created", f"run created for task {task.name}",
+                    data={"info": info, "pid": os.getpid(), "host": socket.gethostname()})
+
+
+def create_run(config: SearchConfig, reporter: Reporter | None = None, task: Task | None = None) -> Coordinator:
+    """Create a run directory for ``config`` atomically (:func:`searchmgr.rundir.create_run`): the task's root
+    checkpoint and the fixed baseline's start; the returned coordinator owns the run until it is closed."""
+    if config.out is not None:
+        rundir.check_new(config.out)  # before the task builds its data
+    config, task = resolve(config, task)
+    run_dir = config.out or Path("runs") / f"{task.name}-{datetime.now():%Y%m%d-%H%M%S}"  # a plug-in's name
+    config = config.model_copy(update={"out": run_dir})
+    run = rundir.create_run(run_dir, lambda stage, store: _build_root(stage, store, config, task),
+                            Redactor.from_env(config.manager.api_key_env))
+    row = run.store.search()
+    coordinator = _coordinator(run, config, task, row["id"], reporter)
+    for k, v in row["info"].items():
+        coordinator.reporter.message(f"{k}: {v}")
     return coordinator
 
 
 def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None,
-           reporter: Reporter | None = None) -> Coordinator:
-    """Reopen a run; only budget, manager, stopper, uct, executor and checkpoint settings may change."""
-    run_dir = Path(run_dir)
-    if not (run_dir / DB_NAME).exists():
-        raise RunNotFound(run_dir)
-    store = TreeStore(run_dir / DB_NAME)
+               reporter: Reporter | None = None, task: Task | None = None) -> Coordinator:
+    """Reopen a run and own it (:func:`searchmgr.rundir.claim_run`); only budget, manager, stopper, uct,
+    executor and checkpoint settings may change. Damaged checkpoints are repaired before training."""
+    run = rundir.claim_run(Path(run_dir))
+    try:
+        return _resume(run, overrides, reporter, task)
+    except BaseException:
+        run.close()
+        raise
+
+
+def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | None,
+            task: Task | None) -> Coordinator:
+    run_dir, store = run.path, run.store
     row = store.search()
     if store.supervision(row["id"]) is not None:  # a live run's chain is off the segment grid UCT grows on
         store.close()
         raise ConfigError(f"{run_dir} is a supervised run; continue it with `searchmgr supervise --resume {run_dir}`")
-    stored = row["config"]
+    stored = rundir.stored_config(row).model_dump(mode="json")
     overrides = dict(overrides or {})
     for key in FROZEN_KEYS:
         if key in overrides and key != "task_options" and overrides[key] != stored.get(key):
-            raise ConfigError(f"resume cannot change {key} ({stored.get(key)!r} -> {overrides[key]!r}); "
+            raise ConfigError(f"resume cannot change {key} ({shorten(stored.get(key))} -> {shorten(overrides[key])}); "
                               "start a new run with out=<new dir> instead")
     changed_opts = {k: v for k, v in overrides.get("task_options", {}).items()
                     if stored["task_options"].get(k) != v}
@@ -137,35 +147,51 @@ def resume_run(run_dir: Path, overrides: Mapping[str, Any] | None = None,
         raise ConfigError("resume keeps the run directory; drop out= or start a new run")
     config = build_config(merge(stored, {k: v for k, v in overrides.items() if k != "out"}))
     config = config.model_copy(update={"out": run_dir})
-    config, task = resolve(config)
+    config, task = resolve(config, task)
     if task.surface.fingerprint() != row["surface_fingerprint"]:
         raise ConfigError(
             f"the action surface of task {task.name} changed since this run was created "
             f"({row['surface_fingerprint']} -> {task.surface.fingerprint()}); resume refuses it because the "
             "stored recipes would no longer mean the same; start a new run")
+    store.redact = Redactor.from_env(config.manager.api_key_env)
     store.update_search_config(row["id"], config.model_dump(mode="json"))
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-    coordinator = _coordinator(run_dir, config, task, store, row["id"], reporter)
     ids = store.interrupt_running(row["id"])
     if ids:
         store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
+    repaired = repair(store, run_dir, row["id"])
+    coordinator = _coordinator(run, config, task, row["id"], reporter)
+    if ids:
         coordinator.reporter.message(f"nodes {ids} were interrupted; they will be retrained")
-    store.add_event(row["id"], "resumed", "search resumed", data={"overrides": overrides})
+    for line in repaired.lines():
+        coordinator.reporter.message(line)
+    changed = source_change(row["info"], task)
+    if changed:
+        coordinator.reporter.message(changed)
+    owner = run.lock.previous
+    store.add_event(row["id"], "resumed", changed or "search resumed", data={
+        "overrides": overrides, "pid": os.getpid(), "host": socket.gethostname(),
+        "took_over_from": str(owner) if owner else None, "task_source": task.source.to_info()})
     return coordinator
 
 
 def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Path | None = None,
-            reporter: Reporter | None = None, on_start: Callable[[Path], None] | None = None) -> Outcome:
+            reporter: Reporter | None = None, on_start: Callable[[Path], None] | None = None,
+            task: Task | None = None) -> Outcome:
     """Run (or continue) a search; the Python twin of ``searchmgr explore``.
 
     ``overrides`` are ``key=value`` words or an already nested mapping. With
     ``resume``, only budget, manager, stopper, uct, executor and checkpoint settings may change.
     ``on_start(run_dir)`` is called once the run's store exists, before training
     (``--serve`` starts the service there).
+    ``task`` is a ready Task instance instead of ``task=<name or reference>``
+    (resume re-imports its class, or takes the same instance again).
     """
     data = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
+    if task is not None:
+        data["task"] = reference_of(task)
     if resume is not None:
-        coordinator = resume_run(Path(resume), data, reporter)
+        coordinator = resume_run(Path(resume), data, reporter, task)
     else:
         if data.get("manager", {}).get("name") == "replay" and data.get("manager", {}).get("replay"):
             from searchmgr.managers.replay import replay_config
@@ -173,7 +199,7 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
             data = replay_config(data)  # the original run's task, seed, budget ...; overrides win
         if "task" not in data:
             raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
-        coordinator = create_run(build_config(data), reporter)
+        coordinator = create_run(build_config(data), reporter, task)
     try:
         if on_start is not None:
             on_start(coordinator.run_dir)

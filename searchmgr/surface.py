@@ -2,7 +2,8 @@
 
 Nothing outside the surface can change during a search. A *recipe* is a plain
 ``dict[str, float | int]`` with a value for every knob; :meth:`ActionSurface.check`
-validates one.
+validates one. Cross-knob rules are :class:`Constraint` records (data, not code), so
+a prompt, a report or another tool can read them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import enum
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Mapping
 
 Recipe = dict[str, float]
 
@@ -56,7 +57,7 @@ class Knob:
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
-            raise ValueError(f"knob {self.name}: low ({self.low}) must be below high ({self.high})")
+            raise ValueError(f"knob {self.name}: low ({self.low}) must be below high ({self.high}); swap the bounds")
         if self.scale is Scale.LOG and self.low <= 0:
             raise ValueError(f"knob {self.name}: a log-scale knob needs low > 0")
         if self.max_step <= 0:
@@ -115,22 +116,77 @@ class RecipeError(ValueError):
     """A recipe that does not fit the action surface."""
 
 
+class ConstraintKind(str, enum.Enum):
+    """The cross-knob rules a surface can state."""
+
+    DIVIDES = "divides"  # the one integer knob's value divides ``value`` (trl: num_generations divides the batch)
+    AT_MOST = "at_most"  # knobs[0] <= knobs[1] (a floor below a ceiling)
+    SUM_AT_MOST = "sum_at_most"  # the knobs' values sum to at most ``value`` (loss weights sharing a budget)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A cross-knob rule as data: its kind, the knobs it binds, a number, and why it holds."""
+
+    kind: ConstraintKind
+    knobs: tuple[str, ...]
+    value: float | None = None
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        arity = {ConstraintKind.DIVIDES: 1, ConstraintKind.AT_MOST: 2}.get(self.kind)
+        if arity is not None and len(self.knobs) != arity:
+            raise ValueError(f"a {self.kind.value} constraint binds {arity} knob(s), not {list(self.knobs)}")
+        if self.kind is ConstraintKind.SUM_AT_MOST and len(self.knobs) < 2:
+            raise ValueError(f"a sum_at_most constraint binds two or more knobs, not {list(self.knobs)}")
+        if (self.value is None) != (self.kind is ConstraintKind.AT_MOST):
+            raise ValueError(f"a {self.kind.value} constraint "
+                             + ("takes no value" if self.kind is ConstraintKind.AT_MOST else "needs value="))
+
+    def text(self) -> str:
+        """The rule in words (prompts and messages)."""
+        k = self.knobs
+        rule = {ConstraintKind.DIVIDES: lambda: f"{k[0]} must divide {self.value:g}",
+                ConstraintKind.AT_MOST: lambda: f"{k[0]} must be at most {k[1]}",
+                ConstraintKind.SUM_AT_MOST: lambda: f"{' + '.join(k)} must be at most {self.value:g}"}[self.kind]()
+        return f"{rule} ({self.why})" if self.why else rule
+
+    def violation(self, recipe: Mapping[str, float], knobs: Mapping[str, "Knob"]) -> str | None:
+        """``None`` when ``recipe`` keeps the rule, else a message naming the fix."""
+        v = [recipe[n] for n in self.knobs]
+        if self.kind is ConstraintKind.DIVIDES:
+            total, knob = int(self.value), knobs[self.knobs[0]]
+            if v[0] >= 1 and total % int(v[0]) == 0:
+                return None
+            valid = [d for d in range(max(1, math.ceil(knob.low)), int(knob.high) + 1) if total % d == 0]
+            return f"{self.knobs[0]}={v[0]:g}: {self.text()}; choose one of {valid}"
+        if self.kind is ConstraintKind.AT_MOST:
+            return None if v[0] <= v[1] else f"{self.knobs[0]}={v[0]:g} > {self.knobs[1]}={v[1]:g}: {self.text()}"
+        total = sum(v)
+        return None if total <= self.value + 1e-12 else f"the sum is {total:g}: {self.text()}"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind.value, "knobs": list(self.knobs), "value": self.value, "why": self.why,
+                "text": self.text()}
+
+
 @dataclass(frozen=True)
 class ActionSurface:
-    """The knobs of a task, with an optional cross-knob constraint.
-
-    ``constraint(recipe)`` returns ``None`` when the recipe is acceptable and a
-    message naming the fix otherwise (for example trl's rule that the number of
-    generations divides the batch).
-    """
+    """The knobs of a task and its cross-knob :class:`Constraint` records."""
 
     knobs: tuple[Knob, ...]
-    constraint: Callable[[Mapping[str, float]], str | None] | None = field(default=None, compare=False)
+    constraints: tuple[Constraint, ...] = ()
 
     def __post_init__(self) -> None:
         names = [k.name for k in self.knobs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate knob names in {names}")
+        for c in self.constraints:
+            unknown = [n for n in c.knobs if n not in names]
+            if unknown:
+                raise ValueError(f"constraint '{c.text()}' names unknown knob(s) {unknown}; the knobs are {names}")
+            if c.kind is ConstraintKind.DIVIDES and not self[c.knobs[0]].integer:
+                raise ValueError(f"constraint '{c.text()}' needs an integer knob; declare {c.knobs[0]} integer=True")
 
     @property
     def names(self) -> list[str]:
@@ -161,8 +217,8 @@ class ActionSurface:
             if not k.in_bounds(v):
                 raise RecipeError(f"{k.name}={v} is outside [{k.low}, {k.high}]")
             out[k.name] = int(v) if k.integer else float(v)
-        if self.constraint is not None:
-            problem = self.constraint(out)
+        for c in self.constraints:
+            problem = c.violation(out, {k.name: k for k in self.knobs})
             if problem:
                 raise RecipeError(problem)
         return out

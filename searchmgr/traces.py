@@ -52,7 +52,7 @@ def _live(d: DecisionRecord) -> str:
 
 
 def _attempt_line(d: DecisionRecord) -> str:
-    tag = {"rejected": "rejected", "error": "ERROR", "stale": "stale"}.get(d.verdict, d.verdict.value)
+    tag = {"rejected": "rejected", "error": "ERROR", "stale": "stale"}.get(d.verdict.value, d.verdict.value)
     where = " (prefetched)" if isinstance(d.context, dict) and d.context.get("prefetched") else ""
     where += f" ({_live(d)})" if d.snapshot_step is not None else ""
     reason = (d.reason or "-").removeprefix(f"{d.verdict.value}: ")
@@ -155,13 +155,13 @@ def manager_stats(store: TreeStore, search_id: int, source: str) -> dict:
     """Counts of one manager's requests by verdict and rejection kind, and their latency (for reports)."""
     ds = [d for d in store.decisions(search_id, kind=DecisionKind.MANAGER) if d.source == source]
     lat = sorted(d.latency_s for d in ds if d.latency_s is not None)
-    kinds = Counter((d.reason or "").split(":", 1)[0] for d in ds if d.verdict == "rejected")
+    kinds = Counter(d.rejection or "?" for d in ds if d.verdict == "rejected")
     stale_kinds = Counter("admitted" if "verifier had admitted" in (d.reason or "")
                           else "rejected" if "verifier had rejected" in (d.reason or "") else "other"
                           for d in ds if d.verdict == "stale")
     return {
         "requests": len(ds),
-        "verdicts": dict(Counter(d.verdict for d in ds)),
+        "verdicts": dict(Counter(d.verdict.value for d in ds)),
         "rejections": dict(kinds),
         "stale": dict(stale_kinds),
         "applied": sum(d.applied for d in ds),

@@ -17,12 +17,17 @@ Storage contract
   (``BEGIN IMMEDIATE``) and wait up to ``BUSY_TIMEOUT_S`` for it, so a second
   writer (the service queueing a command) never makes them fail.
 * :meth:`TreeStore.read_only` opens a store for readers in other processes or
-  threads (the service): no migration, no write, never a lock the search waits on.
+  threads (the service, ``show``, ``export``, reports): no migration, no write,
+  never a lock the search waits on; damaged contents raise :class:`CorruptStore`.
 * Objects handed out (:class:`Node`, :class:`DecisionRecord`) are frozen snapshots;
   the tree changes only through store methods.
 * A node left ``RUNNING`` by a dead process is turned ``INTERRUPTED`` by
   :meth:`TreeStore.interrupt_running` and retried by the search; finished nodes
-  (``DONE``, ``PRUNED``, ``FAILED``) never change again.
+  (``DONE``, ``PRUNED``, ``FAILED``) never change again, except that
+  :meth:`TreeStore.drop_checkpoint` clears the checkpoint of a node (retention, or
+  repair when its file is missing or corrupt), so nothing branches from it.
+* Text that came from outside (decisions, reasons, errors, events) is redacted
+  (:class:`searchmgr.sanitize.Redactor`) and capped as it enters the store.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -37,6 +43,9 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import sqlite_utils
+
+from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_STORED_CHARS, Redactor, cap
+from searchmgr.store import faults
 
 
 class StoreError(RuntimeError):
@@ -141,9 +150,16 @@ class Node:
     @classmethod
     def from_row(cls, row: dict) -> "Node":
         r = dict(row)
-        r["recipe"] = json.loads(r["recipe"])
-        r["status"] = NodeStatus(r["status"])
-        return cls(**r)
+        try:
+            r["recipe"] = json.loads(r["recipe"])
+            r["status"] = NodeStatus(r["status"])
+            if not isinstance(r["recipe"], dict) or not all(isinstance(v, (int, float)) for v in r["recipe"].values()):
+                raise ValueError("the recipe is not a mapping of knob names to numbers")
+            return cls(**r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptStore(f"node {r.get('id')} is damaged ({type(e).__name__}: {cap(str(e), 200)}); "
+                               "the run's tree.db was edited or corrupted: restore it from a copy or start a "
+                               "new run") from None
 
 
 @dataclass(frozen=True)
@@ -177,12 +193,16 @@ class DecisionRecord:
     @classmethod
     def from_row(cls, row: dict) -> "DecisionRecord":
         r = dict(row)
-        r["kind"] = DecisionKind(r["kind"])
-        r["verdict"] = Verdict(r["verdict"])
-        r["applied"] = bool(r["applied"])
-        r["context"] = json.loads(r["context"]) if r["context"] else None
-        r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
-        return cls(**r)
+        try:
+            r["kind"] = DecisionKind(r["kind"])
+            r["verdict"] = Verdict(r["verdict"])
+            r["applied"] = bool(r["applied"])
+            r["context"] = json.loads(r["context"]) if r["context"] else None
+            r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
+            return cls(**r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptStore(f"decision {r.get('id')} is damaged ({type(e).__name__}: {cap(str(e), 200)}); "
+                               "restore tree.db from a copy or start a new run") from None
 
 
 @dataclass(frozen=True)
@@ -282,13 +302,23 @@ MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2
               ("0002_commands", _create_commands), ("0003_serve_revisions", _create_revisions),
               ("0004_supervise", _add_supervision)]
 BUSY_TIMEOUT_S = 30.0  # how long a transaction waits for another writer's (short) transaction
+TABLES = ("searches", "nodes", "metrics", "decisions", "events")  # without them, nothing can be read
 
 
 class TreeStore:
-    """A run's tree database. Use as a context manager or call :meth:`close`."""
+    """A run's tree database. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, path: str | Path, *, _mode: Literal["migrate", "ro", "rw"] = "migrate"):
+    ``redact`` is applied to every text that enters the store.
+    """
+
+    def __init__(self, path: str | Path, *, _mode: Literal["migrate", "ro", "rw"] = "migrate",
+                 redact: Redactor = Redactor()):
         self.path = Path(path)
+        self.readonly = _mode == "ro"
+        self.redact = redact
+        if self.path.exists() and self.path.stat().st_size == 0:  # SQLite would take it for a new, empty store
+            raise CorruptStore(f"{self.path} is empty (0 bytes): the run was never written or was truncated; "
+                               "restore it from a copy or start a new run")
         try:
             if _mode == "migrate":
                 self.db = sqlite_utils.Database(self.path)
@@ -302,10 +332,12 @@ class TreeStore:
                                                                 check_same_thread=False))
                 missing = [name for name, _ in MIGRATIONS if name not in self.migrations()]
                 if missing:
-                    raise StoreError(f"{self.path} predates migrations {missing}; open it once for writing "
-                                     f"(`searchmgr show {self.path.parent}` upgrades it) and try again")
-            if not self.db["searches"].exists():
-                raise CorruptStore(f"{self.path} lacks the searches table")
+                    raise StoreError(f"{self.path} predates migrations {missing}; let its owner upgrade it once "
+                                     f"(`searchmgr repair {self.path.parent}` or `explore --resume`) and try again")
+            missing = [t for t in TABLES if not self.db[t].exists()]
+            if missing:
+                raise CorruptStore(f"{self.path} lacks the table(s) {missing}: it is not a complete searchmgr "
+                                   "store; restore it from a copy or start a new run")
         except sqlite3.DatabaseError as e:
             raise CorruptStore(
                 f"{self.path} is not a readable searchmgr store ({e}); point at a run directory made by "
@@ -359,13 +391,18 @@ class TreeStore:
 
         The outermost block takes the write lock at once (``BEGIN IMMEDIATE``): a deferred
         transaction that read first would fail with "database is locked" if another
-        connection wrote in between, rather than wait.
+        connection wrote in between, rather than wait. Its start is a kill point of the
+        kill test (:mod:`searchmgr.store.faults`).
         """
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only; writing needs the run's owner "
+                             "(`searchmgr explore --resume` or `searchmgr repair`)")
         conn = self.db.conn
         if conn.in_transaction:
             with self.db.atomic():
                 yield
             return
+        faults.point()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -374,6 +411,23 @@ class TreeStore:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _text(self, text: str | None, limit: int = MAX_STORED_CHARS) -> str | None:
+        """Outside text as stored: secrets redacted, size capped."""
+        return None if text is None else cap(self.redact(text), limit)
+
+    def _json(self, value: Any) -> str | None:
+        """A JSON value as stored: every string in it redacted and capped (the JSON stays valid)."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, str):
+                return self._text(v)
+            if isinstance(v, dict):
+                return {clean(str(k)): clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v if v is None or isinstance(v, (bool, int, float)) else clean(str(v))
+
+        return None if value is None else json.dumps(clean(value))
 
     # searches ---------------------------------------------------------------
     def create_search(self, task: str, config: dict, surface: list[dict], fingerprint: str, info: dict) -> int:
@@ -392,8 +446,14 @@ class TreeStore:
         if row is None:
             raise StoreError(f"no search {search_id} in {self.path}")
         out = dict(row)
-        for k in ("config", "surface", "info"):
-            out[k] = json.loads(out[k])
+        for k, kind in (("config", dict), ("surface", list), ("info", dict)):
+            try:
+                out[k] = json.loads(out[k])
+            except (TypeError, ValueError):
+                out[k] = None
+            if not isinstance(out[k], kind) or (k != "info" and not out[k]):
+                raise CorruptStore(f"the stored {k} of {self.path} is damaged or empty; restore tree.db from a "
+                                   "copy or start a new run")
         return out
 
     def update_search_config(self, search_id: int, config: dict) -> None:
@@ -449,7 +509,7 @@ class TreeStore:
         with self.atomic():
             self.set_status(node_id, status, val_score=val_score, test_score=test_score, utility=utility,
                             steps_trained=steps_trained, train_s=train_s, checkpoint=checkpoint,
-                            checkpoint_sha256=checkpoint_sha256, error=error, finished_at=_now(), **fields)
+                            checkpoint_sha256=checkpoint_sha256, error=self._text(error), finished_at=_now(), **fields)
             for nid, (visits, value_sum) in (backup or {}).items():
                 self.db["nodes"].update(nid, {"visits": visits, "value_sum": value_sum})
 
@@ -475,8 +535,8 @@ class TreeStore:
         """The node's evaluations in step order: ``[(step, {key: value})]``."""
         out: dict[int, dict[str, float]] = {}
         for r in self.db.query("SELECT step, key, value FROM metrics WHERE node_id = ? ORDER BY step, rowid",
-                               [node_id]):
-            out.setdefault(r["step"], {})[r["key"]] = r["value"]
+                               [node_id]):  # SQLite stores NaN as NULL
+            out.setdefault(r["step"], {})[r["key"]] = math.nan if r["value"] is None else r["value"]
         return sorted(out.items())
 
     # decisions ----------------------------------------------------------------
@@ -492,11 +552,12 @@ class TreeStore:
                 "rejection": rejection,
                 "search_id": search_id, "node_id": node_id, "kind": kind.value, "source": source,
                 "attempt": attempt, "prompt_version": prompt_version, "prompt_hash": prompt_hash,
-                "context": json.dumps(context, default=str) if context is not None else None,
-                "raw_response": raw_response if raw_response is None or isinstance(raw_response, str)
-                else json.dumps(raw_response),
-                "parsed": json.dumps(parsed) if parsed is not None else None,
-                "verdict": Verdict(verdict).value, "reason": reason, "applied": int(applied), "latency_s": latency_s,
+                "context": self._json(context),
+                "raw_response": self._text(raw_response if raw_response is None or isinstance(raw_response, str)
+                                           else json.dumps(raw_response, default=str), MAX_ANSWER_CHARS),
+                "parsed": self._json(parsed),
+                "verdict": Verdict(verdict).value, "reason": self._text(reason), "applied": int(applied),
+                "latency_s": latency_s,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": _now(),
                 "snapshot_step": snapshot_step, "recipe_version": recipe_version, "applied_step": applied_step,
             }).last_pk
@@ -526,13 +587,14 @@ class TreeStore:
     def closed(self, search_id: int) -> frozenset[int]:
         return frozenset(r["node_id"] for r in self.db["closed"].rows_where("search_id = ?", [search_id]))
 
-    def drop_checkpoint(self, node_id: int, reason: str) -> None:
-        """Forget a node's checkpoint (recorded before the file is deleted, so resume never needs it)."""
+    def drop_checkpoint(self, node_id: int, reason: str, kind: str = "checkpoint_deleted") -> None:
+        """Forget a node's checkpoint: retention records it before the file is deleted, so resume never needs it;
+        repair (``kind="checkpoint_damaged"``) when the file is missing or corrupt, so nothing branches from it."""
         node = self.node(node_id)
         with self.atomic():
             self.db["nodes"].update(node_id, {"checkpoint": None})
-            self.add_event(node.search_id, "checkpoint_deleted", reason, node_id=node_id,
-                           data={"checkpoint": node.checkpoint})
+            self.add_event(node.search_id, kind, reason, node_id=node_id,
+                           data={"checkpoint": node.checkpoint, "sha256": node.checkpoint_sha256})
 
     # supervision ----------------------------------------------------------------
     def set_supervision(self, search_id: int, settings: dict) -> None:
@@ -551,7 +613,7 @@ class TreeStore:
                   data: Any = None) -> None:
         with self.atomic():
             self.db["events"].insert({"search_id": search_id, "node_id": node_id, "kind": kind,
-                                      "message": message, "data": json.dumps(data, default=str) if data else None,
+                                      "message": self._text(message), "data": self._json(data) if data else None,
                                       "created_at": _now()})
 
     def events(self, search_id: int) -> list[dict]:
@@ -570,7 +632,7 @@ class TreeStore:
         with self.atomic():
             return self.db["commands"].insert({
                 "search_id": search_id, "kind": kind.value, "node_id": node_id,
-                "payload": json.dumps(payload) if payload is not None else None,
+                "payload": self._json(payload),
                 "status": CommandStatus.QUEUED.value, "created_at": _now()}).last_pk
 
     def commands(self, search_id: int, status: CommandStatus | None = None) -> list[CommandRecord]:

@@ -547,7 +547,7 @@ def load_tokens(data: str | None, n_train: int, n_val: int, n_test: int, vocab_s
 # ---------------------------------------------------------------- windows
 #
 # One example per story: its first ``context + 1`` tokens (the story start, padded
-# when the story is shorter). A training set of 2,000 stories is then exactly 2,000
+# when the story is shorter). A training set of n stories is then exactly n
 # sequences, which is what lets a small model memorise it within the horizon.
 
 

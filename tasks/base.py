@@ -23,6 +23,7 @@ from typing import Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from searchmgr.objective import Direction, Family, Objective, TieBreak  # noqa: F401  (re-exported)
+from searchmgr.sanitize import shorten
 from searchmgr.surface import ActionSurface, Recipe
 
 
@@ -90,7 +91,7 @@ class Task(ABC):
         self.options = options if options is not None else self.Options()
         if self.options.preset not in self.presets:
             raise ValueError(
-                f"task {self.name} has no preset {self.options.preset!r}; choose one of {list(self.presets)}"
+                f"task {self.name} has no preset {shorten(self.options.preset)}; choose one of {list(self.presets)}"
             )
 
     @property

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from searchmgr.surface import ActionSurface, Knob, Recipe, Role, Scale
+from searchmgr.surface import ActionSurface, Constraint, ConstraintKind, Knob, Recipe, Role, Scale
 from searchmgr.tasks._arith import (
     WarmupSpec, correctness_reward, format_reward, greedy_scores, held_out_sets, train_problem, warm_start,
 )
@@ -163,15 +163,6 @@ def make_surface(p: Preset) -> ActionSurface:
     g_hi = max(valid)
     answer_tokens = p.digits + 2  # sign or carry digit, digits, end token
 
-    def trl_rules(r) -> str | None:
-        g = int(r["num_generations"])
-        if g < 2:
-            return f"num_generations={g}: GRPO needs at least 2 generations per prompt to compute advantages"
-        if p.batch % g != 0:
-            return (f"num_generations={g} must divide the {p.batch} completions of a step (trl: generation_batch_size "
-                    f"must be divisible by num_generations); choose one of {valid}")
-        return None
-
     return ActionSurface((
         Knob("lr", p.lr_range[0], p.lr_range[1], Scale.LOG, 1.0, Role.OPTIMIZER,
              "AdamW learning rate of the policy (constant within a segment)",
@@ -190,7 +181,9 @@ def make_surface(p: Preset) -> ActionSurface:
         Knob("num_generations", 2, g_hi, Scale.LOG, 1.0, Role.CAPACITY,
              f"completions sampled per prompt (the group); prompts per step = {p.batch} / num_generations",
              integer=True, caution=f"must divide {p.batch}; valid: {valid}"),
-    ), constraint=trl_rules)
+    ), constraints=(Constraint(ConstraintKind.DIVIDES, ("num_generations",), p.batch,
+                               why=f"the {p.batch} completions of a step: trl's generation_batch_size must be "
+                               "divisible by num_generations"),))
 
 
 class _StepSampler(torch.utils.data.Sampler):

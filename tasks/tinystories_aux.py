@@ -47,10 +47,11 @@ class TinyStoriesAux(TinyStoriesOverfit):
     name = "tinystories_aux"
     description = (
         "Language modelling of short children's stories with a small GPT trained from scratch with AdamW on a small "
-        "training split (2,000 stories), plus an auxiliary head that predicts whether a story contains dialogue "
-        "(quoted speech); the training loss is the LM loss plus lambda_dialogue times the dialogue loss. The learning "
-        "rate follows a cosine decay from the lr knob to a tenth of it over the whole schedule. The goal is the lowest "
-        "validation LM loss (cross-entropy per token) at the end of the schedule; dialogue accuracy is reported."
+        "training split (400 stories in the cpu preset, 2,000 in the paper preset), plus an auxiliary head that "
+        "predicts whether a story contains dialogue (quoted speech); the training loss is the LM loss plus "
+        "lambda_dialogue times the dialogue loss. The learning rate follows a cosine decay from the lr knob to a "
+        "tenth of it over the whole schedule. The goal is the lowest validation LM loss (cross-entropy per token) at "
+        "the end of the schedule; dialogue accuracy is reported."
     )
 
     def _knobs(self) -> tuple[Knob, ...]:

@@ -10,6 +10,7 @@ A script item is either a string (the answer's content) or a dict:
 ``{"sleep": 2.0, "content": ...}``            answer after sleeping (past the client's timeout: a timeout)
 ``{"content": ""}``                           an empty answer
 ``{"no_choices": True}``                      a completion without choices
+``{"raw": b"...", "content_type": "text/html", "status": 200}``  these bytes as the whole body (hostile answers)
 
 ``modes`` lists the ``response_format`` types the server accepts (``text`` = no
 response_format, ``json_object_schema`` = json_object with a schema, as llama.cpp);
@@ -99,6 +100,8 @@ class FakeOpenAI:
         if isinstance(item, str):
             item = {"content": item}
         time.sleep(self.delay + float(item.get("sleep", 0.0)))
+        if "raw" in item:
+            return self._send_bytes(h, item.get("status", 200), item["raw"], item.get("content_type", "application/json"))
         if "status" in item:
             headers = {"retry-after": str(item["retry_after"])} if "retry_after" in item else {}
             message = item.get("message", f"scripted {item['status']}")
@@ -114,10 +117,14 @@ class FakeOpenAI:
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+        FakeOpenAI._send_bytes(h, status, json.dumps(payload).encode(), "application/json", headers)
+
+    @staticmethod
+    def _send_bytes(h: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str,
+                    headers: dict | None = None) -> None:
         try:
             h.send_response(status)
-            h.send_header("content-type", "application/json")
+            h.send_header("content-type", content_type)
             h.send_header("content-length", str(len(data)))
             for k, v in (headers or {}).items():
                 h.send_header(k, v)

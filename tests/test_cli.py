@@ -64,3 +64,78 @@ def test_explore_show_export_end_to_end(tmp_path):
     assert json.loads(out.read_text())["task"] == "toy"
     r = subprocess.run([*cli, "tasks"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "toy" in r.stdout and "weight_decay" in r.stdout
+
+
+BIG = "9" * 100_000
+
+
+@pytest.mark.parametrize("words,needle", [
+    (["task=toy", "manager.backoff_s=Infinity"], "manager.backoff_s: Input should be a finite number"),
+    (["task=toy", "uct.c=inf"], "uct.c: Input should be a finite number"),
+    (["task=toy", "budget.steps=true"], "budget.steps: expected a number, not true"),
+    (["task=toy", "seed=99999999999999999999"], "seed: Input should be less than or equal to 4294967295"),
+    (["task=toy", "seed=" + BIG], "seed: Unable to parse"),
+    (["task=toy", "out="], "out= is empty"),
+    (["task=toy", "out=/"], "file-system root"),
+    (["task=toy", "preset=" + "p" * 100_000], "no preset"),
+    (["task=" + "t" * 100_000], "unknown task"),
+    (["task=toy", "x" * 100_000], "is not key=value"),
+])
+def test_more_bad_input_fails_with_a_short_message(words, needle, capsys):
+    assert main(["explore", *words]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and len(err) < 3_000  # a 100 kB value is not echoed back
+
+
+def test_report_k_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["report", "RUN", "-k", "-1"])
+    assert e.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    from searchmgr.search import explore
+
+    run = tmp_path_factory.mktemp("cli") / "run"
+    explore(["task=toy", "preset=smoke", "width=16", "segment_steps=10", "eval_every=5", "budget.steps=40",
+             f"out={run}"])
+    return run
+
+
+def test_export_to_a_directory_names_the_fix(cli_run, tmp_path, capsys):
+    assert main(["export", str(cli_run), "-o", str(tmp_path)]) == 2
+    assert "is a directory; give a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("UPDATE nodes SET status = 'bogus' WHERE id = 2", "node 2 is damaged"),
+    ("UPDATE nodes SET recipe = '{not json' WHERE id = 2", "node 2 is damaged"),
+    ("UPDATE nodes SET recipe = '[1, 2]' WHERE id = 2", "node 2 is damaged"),
+    ("UPDATE searches SET config = ''", "stored config"),
+    ("UPDATE searches SET config = '{}'", "stored config"),
+    ("UPDATE searches SET config = '{\"task\": \"toy\", \"max_depth\": \"deep\"}'", "stored config"),
+    ("DROP TABLE metrics", "lacks the table(s) ['metrics']"),
+    ("DROP TABLE nodes", "lacks the table(s) ['nodes']"),
+    ("UPDATE decisions SET parsed = '{bad'", "damaged"),
+])
+@pytest.mark.parametrize("command", ["show", "export", "report", "resume"])
+def test_damaged_store_contents_give_messages_not_tracebacks(cli_run, tmp_path, damage, needle, command, capsys):
+    import shutil
+    import sqlite3
+
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    con = sqlite3.connect(run / "tree.db")
+    con.execute(damage)
+    con.commit()
+    con.close()
+    args = {"show": ["show", str(run), "--decisions"], "export": ["export", str(run), "-o", str(tmp_path / "s.json")],
+            "report": ["report", str(run), "-o", str(tmp_path / "rep")], "resume": ["explore", "--resume", str(run)]}
+    code = main(args[command])
+    err = capsys.readouterr().err
+    if code == 0:  # a damage this command does not read
+        assert command in ("export", "report", "resume") and "decisions" in damage and not err
+        return
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert needle in err or "damaged" in err, err

@@ -156,7 +156,7 @@ def test_bad_executor_settings_fail_before_training(tmp_path, words, message):
 
 
 def test_retention_deletes_only_what_no_policy_can_select(tmp_path):
-    keep = explore(TOY + ["budget.steps=240", "checkpoints.keep=all", f"out={tmp_path / 'all'}"])
+    explore(TOY + ["budget.steps=240", "checkpoints.keep=all", f"out={tmp_path / 'all'}"])
     lean = explore(TOY + ["budget.steps=240", f"out={tmp_path / 'lean'}"])
     all_nodes, lean_nodes = nodes_of(tmp_path / "all"), nodes_of(tmp_path / "lean")
     assert [(n.recipe, n.val_score) for n in all_nodes] == [(n.recipe, n.val_score) for n in lean_nodes]

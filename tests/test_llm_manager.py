@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,9 @@ from searchmgr.traces import render_decisions
 
 FAST = ["task=toy", "preset=smoke", "segment_steps=10", "eval_every=5", "max_depth=2", "budget.steps=80",
         "manager.name=openai", "manager.backoff_s=0", "manager.timeout_s=1", "manager.max_retries=1",
-        'stopper.name="none"']  # quoted: a bare none parses as None (reported to the lead)
+        'stopper.name="none"',  # quoted: a bare none parses as None (reported to the lead)
+        # every child from the manager under test (not from the policy's start points or holds)
+        "uct.start=bounded", "uct.hold_first=false"]
 MSG = [{"role": "user", "content": "hi"}]
 GOOD = decision([{"knob": "dropout", "op": "add", "value": 0.05}])
 

@@ -93,8 +93,9 @@ def test_start_anywhere_spreads_root_children_over_the_surface(tmp_path):
 def test_widening_spends_the_budget_where_a_fixed_k_max_exhausts_the_tree(tmp_path):
     from searchmgr.search import explore
 
-    words = ["task=toy", "preset=smoke", "threads=1", "uct.k_max=1", "budget.steps=400", "stopper.name=none"]
-    narrow = explore(words + [f"out={tmp_path / 'a'}"])
+    words = ["task=toy", "preset=smoke", "threads=1", "uct.k_max=1", "budget.steps=400", "stopper.name=none",
+             "uct.start=bounded", "uct.hold_first=false"]
+    narrow = explore(words + ["uct.widen=0", f"out={tmp_path / 'a'}"])
     wide = explore(words + ["uct.widen=1", f"out={tmp_path / 'b'}"])
     assert "exhausted" in narrow.stop_reason and narrow.steps_used <= 200
     assert wide.steps_used > 400 - 60 and "step budget" in wide.stop_reason

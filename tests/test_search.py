@@ -145,7 +145,7 @@ def test_diverged_segment_fails(tmp_path, monkeypatch):
     def nan_on_random(self, checkpoint, recipe, segment, on_eval):
         r = real(self, checkpoint, recipe, segment, on_eval)
         if recipe["lr"] != 1e-3:
-            return SegmentResult(r.checkpoint, r.steps_done, {**r.metrics, "val/loss": math.nan})
+            return SegmentResult(r.checkpoint, r.steps_done, {**r.metrics, "val/loss": math.nan}, r.stopped)
         return r
 
     monkeypatch.setattr(ToyTask, "train_segment", nan_on_random)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from searchmgr.decision import Decision, KnobUpdate, RejectionKind, verify
-from searchmgr.surface import ActionSurface, Knob, Role, Scale
+from searchmgr.surface import ActionSurface, Constraint, ConstraintKind, Knob, Role, Scale
 
 PARENT = {"lr": 1e-3, "dropout": 0.1, "weight_decay": 0.0}
 
@@ -72,9 +72,10 @@ def test_duplicate_sibling_is_rejected(toy_surface):
 def test_cross_knob_constraint_is_enforced():
     surface = ActionSurface(
         (Knob("gens", 2, 16, Scale.LINEAR, 0.5, Role.CAPACITY, "generations", integer=True),),
-        constraint=lambda r: None if 16 % r["gens"] == 0 else f"gens={r['gens']:g} must divide the batch of 16")
+        constraints=(Constraint(ConstraintKind.DIVIDES, ("gens",), 16, why="the batch of 16"),))
     v = verify(decision(("gens", "add", 1)), surface, {"gens": 4})
-    assert v.rejection.kind is RejectionKind.CONSTRAINT and "divide" in v.rejection.reason
+    assert v.rejection.kind is RejectionKind.CONSTRAINT
+    assert v.rejection.reason == "gens=5: gens must divide 16 (the batch of 16); choose one of [2, 4, 8, 16]"
     assert verify(decision(("gens", "add", 4)), surface, {"gens": 4}).recipe == {"gens": 8}
 
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol
 
-from searchmgr.store import load_checkpoint, save_checkpoint
+from searchmgr.store import CheckpointCorrupt, load_checkpoint, save_checkpoint
 from searchmgr.tasks import Segment, Task
+from searchmgr.tasks.contract import TaskContractError
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,9 @@ class TaskSpec:
     options: Mapping[str, Any]
 
     def build(self) -> Task:
-        from searchmgr.tasks import make_task
+        from searchmgr.tasks import load_task
 
-        return make_task(self.ref, dict(self.options))
+        return load_task(self.ref, dict(self.options))  # checked: a contract breach stops the search
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Trained:
     error: str | None = None
     traceback: str | None = None
     interrupted: bool = False
+    parent_damaged: str | None = None  # the parent's checkpoint is missing or corrupt (why)
+    broke_contract: bool = False  # the error is the task's TaskContractError: the search stops
 
 
 class EvalSink(Protocol):
@@ -88,6 +91,9 @@ def run_job(job: Job, task: Task, on_eval) -> Trained:
     t0 = time.perf_counter()
     try:
         state = load_checkpoint(job.parent_checkpoint, job.parent_sha256)
+    except CheckpointCorrupt as e:
+        return Trained(job.node_id, error=f"CheckpointCorrupt: {e}", parent_damaged=str(e))
+    try:
         result = task.train_segment(state, dict(job.recipe), job.segment, timed)
         del state
         sha = None
@@ -95,7 +101,8 @@ def run_job(job: Job, task: Task, on_eval) -> Trained:
             sha = save_checkpoint(result.checkpoint, job.checkpoint)
     except Exception as e:  # a crashing segment fails its node, loudly; the search goes on
         return Trained(job.node_id, train_s=time.perf_counter() - t0 - callback_s,
-                       error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+                       error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+                       broke_contract=isinstance(e, TaskContractError))
     return Trained(job.node_id, result.steps_done, dict(result.metrics), result.stopped, sha,
                    time.perf_counter() - t0 - callback_s)
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from searchmgr.executors.base import EvalSink, Executor, Job, TaskSpec, Trained, run_job
+from searchmgr.executors.base import EvalSink, Executor, Job, Trained, run_job
 
 POLL_S = 0.2
 

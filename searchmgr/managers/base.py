@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
+from searchmgr.sanitize import MAX_FIELD_CHARS, cap
 from searchmgr.surface import ActionSurface
 from searchmgr.objective import Family, Objective
 from searchmgr.telemetry import Summary
@@ -22,6 +23,11 @@ class ManagerError(RuntimeError):
 
     The search records it in the trace and lets the fallback manager decide.
     """
+
+
+def _capped(text: Any) -> Any:
+    """Stored decision text as re-sent in prompts (runs stored before the caps may hold more)."""
+    return cap(text, MAX_FIELD_CHARS) if isinstance(text, str) else text
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,9 @@ class PathStep:
         return {
             "node": self.node_id, "depth": self.depth, "steps": [self.start_step, self.end_step],
             "recipe": dict(self.recipe), "val_score": self.val_score,
-            "diagnosis": (self.decision or {}).get("diagnosis"),
+            "diagnosis": _capped((self.decision or {}).get("diagnosis")),
             "updates": (self.decision or {}).get("updates"),
-            "expected_outcome": (self.decision or {}).get("expected_outcome"),
+            "expected_outcome": _capped((self.decision or {}).get("expected_outcome")),
             "observed": {k: float(f"{v:.4g}") for k, v in self.observed.items()},
         }
 

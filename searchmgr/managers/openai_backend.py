@@ -5,9 +5,11 @@ One :class:`ChatBackend` wraps the official ``openai`` client with the settings 
 
 * **structured output with fallbacks**: ``output=auto`` asks for the answer's JSON
   schema (``response_format: json_schema``: OpenAI, vLLM); a server that refuses it
-  (a 400/422, or any error that names ``response_format``, as llama.cpp's 500) is
-  asked with the schema inside JSON mode (``json_object`` + ``schema``: llama.cpp's
-  grammar-constrained decoding), then in plain JSON mode, then in plain text; the
+  (an error whose message is about ``response_format``, as OpenAI's 400 or
+  llama.cpp's 500; a 400 about anything else, such as the context length, is no
+  refusal and changes no mode) is asked with the schema inside JSON mode
+  (``json_object`` + ``schema``: llama.cpp's grammar-constrained decoding), then
+  in plain JSON mode, then in plain text; the
   mode that worked is kept for later requests. The verifier parses whatever comes back.
 * **bounded retries with backoff** on network errors, timeouts, 429 and 5xx (the
   client's own retries are off, so the count is exactly ``max_retries``); after
@@ -15,6 +17,9 @@ One :class:`ChatBackend` wraps the official ``openai`` client with the settings 
 * **the API key only from the environment**: the variable *named* by
   ``api_key_env`` is read when the client is built; the key is never stored,
   logged, or put into errors or traces.
+* **any answer is checked**: a 200 whose body is not a chat completion (HTML, empty,
+  truncated JSON, wrong types) raises :class:`BackendError` like any endpoint failure;
+  the content must be text. Nothing else escapes :meth:`ChatBackend.complete`.
 
 The backend is thread-safe: the LLM stopper calls it from its own worker thread while
 the coordinator asks the manager.
@@ -31,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 import openai
+
+from searchmgr.sanitize import Redactor, cap, one_line
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +96,18 @@ def _retry_after(e: openai.APIStatusError) -> float | None:
         return None
 
 
-_KEYLIKE = re.compile(r"\b(sk|key|token)-[A-Za-z0-9_\-*.]{4,}", re.I)
+# what an error about the output mode says (OpenAI, vLLM, llama.cpp); other 400s (context length ...) are no refusal
+_ABOUT_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output|guided_json|grammar", re.I)
 
 
-def redact(text: str, secret: str | None = None) -> str:
-    """Remove the key (and anything shaped like one, e.g. OpenAI's masked ``sk-abc***xyz``) from a message."""
-    if secret and secret != NO_KEY:
-        text = text.replace(secret, "***")
-    return _KEYLIKE.sub(lambda m: f"{m.group(1)}-***", text)
+def _get(obj: Any, name: str) -> Any:
+    """A field of a parsed answer, whether the client built an object or left a dict."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _tokens(usage: Any, name: str) -> int | None:
+    value = _get(usage, name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10 ** 9 else None
 
 
 class ChatBackend:
@@ -110,12 +121,12 @@ class ChatBackend:
         key = os.environ.get(settings.api_key_env) or NO_KEY
         self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
                                     max_retries=0)
+        self._redact = Redactor((key,) if key != NO_KEY else ())
         del key  # the client holds it; this object never stores or prints it
 
     def _short(self, e: Exception) -> str:
         """A one-line description of an error, safe for traces and logs."""
-        text = redact(str(e).replace("\n", " "), self.client.api_key)
-        return f"{type(e).__name__}: {text[:300]}"
+        return f"{type(e).__name__}: {cap(self._redact(one_line(str(e))), 300)}"
 
     @property
     def mode(self) -> OutputMode:
@@ -158,7 +169,7 @@ class ChatBackend:
             try:
                 resp = self.client.chat.completions.create(**kwargs)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-                if mode != "text" and self._downgrade(mode):
+                if mode != "text" and _ABOUT_FORMAT.search(str(e)) and self._downgrade(mode):
                     notes.append(f"{mode} refused ({self._short(e)}); falling back to {self.mode}")
                     log.info("endpoint refused %s output; falling back to %s", mode, self.mode)
                     continue
@@ -167,7 +178,7 @@ class ChatBackend:
             except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
                     openai.APIStatusError) as e:
                 status = getattr(e, "status_code", None)
-                if status is not None and mode != "text" and "response_format" in str(e) and self._downgrade(mode):
+                if status is not None and mode != "text" and _ABOUT_FORMAT.search(str(e)) and self._downgrade(mode):
                     notes.append(f"{mode} refused ({self._short(e)}); falling back to {self.mode}")
                     log.info("endpoint refused %s output; falling back to %s", mode, self.mode)
                     continue
@@ -185,16 +196,32 @@ class ChatBackend:
                 log.info("endpoint try %d failed (%s); retrying in %.2gs", tries, self._short(e), delay)
                 self._sleep(delay)
                 continue
-            except openai.OpenAIError as e:  # e.g. an unreadable response body: not worth retrying
+            except (openai.OpenAIError, ValueError, TypeError, RecursionError) as e:  # unreadable: HTML, empty, cut
+                # off, or nested too deeply to parse
                 raise BackendError(f"endpoint answer unusable: {self._short(e)}",
                                    time.perf_counter() - t0) from None
             latency = time.perf_counter() - t0
-            choice = resp.choices[0] if resp.choices else None
-            text = (choice.message.content if choice is not None and choice.message is not None else None) or ""
-            usage = getattr(resp, "usage", None)
+            text = self._content(resp, latency)
+            usage = _get(resp, "usage")
             return Completion(text=text, mode=mode, latency_s=latency, tries=tries,
-                              prompt_tokens=getattr(usage, "prompt_tokens", None),
-                              completion_tokens=getattr(usage, "completion_tokens", None), notes=tuple(notes))
+                              prompt_tokens=_tokens(usage, "prompt_tokens"),
+                              completion_tokens=_tokens(usage, "completion_tokens"), notes=tuple(notes))
+
+    def _content(self, resp: Any, latency: float) -> str:
+        """The answer's text; :class:`BackendError` when the body is not a chat completion."""
+        choices = _get(resp, "choices")
+        if not isinstance(choices, list):
+            raise BackendError(f"endpoint answer unusable: not a chat completion (got {type(resp).__name__} "
+                               f"{cap(self._redact(one_line(repr(resp))), 120)})", latency)
+        if not choices:
+            return ""
+        content = _get(_get(choices[0], "message"), "content")
+        if content is None:
+            return ""
+        if not isinstance(content, str):
+            raise BackendError(f"endpoint answer unusable: the message content is a {type(content).__name__}, "
+                               "not text", latency)
+        return content
 
     def close(self) -> None:
         self.client.close()

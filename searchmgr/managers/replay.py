@@ -23,19 +23,19 @@ from typing import Any, Mapping, Sequence
 
 from searchmgr.config import ConfigError, merge
 from searchmgr.managers.base import Manager, ManagerError, Proposal, ProposalContext
+from searchmgr.rundir import DB_NAME, RunNotFound, open_run
 from searchmgr.store import DecisionKind, DecisionRecord, TreeStore
 
-DB_NAME = "tree.db"  # searchmgr.search.DB_NAME (not imported: the search imports managers)
 REPLAYED_VERDICTS = ("accepted", "rejected", "error")
 LLM_STOPPERS = ("llm", "replay")
 
 
 def _open(run_dir: Path) -> TreeStore:
-    path = Path(run_dir) / DB_NAME
-    if not path.exists():
+    try:
+        return open_run(run_dir)
+    except RunNotFound:
         raise ConfigError(f"cannot replay {run_dir}: it is not a run directory (no {DB_NAME}); "
-                          "give manager.replay=<out= of an earlier explore>")
-    return TreeStore(path)
+                          "give manager.replay=<out= of an earlier explore>") from None
 
 
 def load_trace(run_dir: Path) -> tuple[dict, list[DecisionRecord]]:

@@ -40,7 +40,7 @@ from searchmgr.schedule import ScheduleError, schedule_of
 from searchmgr.serve import runs as R
 from searchmgr.store import CommandKind, NodeNotFound, StoreError, TreeStore
 from searchmgr.surface import ActionSurface
-from searchmgr.tasks import TaskOptionsError, UnknownTask, make_task
+from searchmgr.tasks import TaskError, make_task
 
 STATIC = resources.files("searchmgr.serve") / "static"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -150,10 +150,10 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
 
     def surface_of(run: R.Run, row: dict) -> ActionSurface:
         with surfaces_lock:
-            if run.id not in surfaces:  # the task object is only needed for its surface (and constraint)
+            if run.id not in surfaces:  # the task object is only needed for its surface (and constraints)
                 try:
                     surfaces[run.id] = make_task(row["task"], row["config"]["task_options"]).surface
-                except (UnknownTask, TaskOptionsError) as e:
+                except TaskError as e:
                     raise ApiError(409, f"cannot verify children of run {run.id} here: {e}") from None
             return surfaces[run.id]
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN
 from searchmgr.store import DecisionKind, DecisionRecord, Node, NodeStatus, StoreError, TreeStore, Verdict
-from searchmgr.tasks import UnknownTask, task_class
+from searchmgr.tasks import TaskError, stored_objective
 from searchmgr.tasks.base import Objective
 
 DB_NAME = "tree.db"
@@ -102,16 +102,16 @@ def node_json(n: Node) -> dict:
             "visits": n.visits, "error": n.error, "rev": n.rev}
 
 
-def _objective(task: str) -> Objective:
+def _objective(row: dict) -> Objective:
     try:
-        return task_class(task).objective
-    except UnknownTask as e:
+        return stored_objective(row)
+    except TaskError as e:
         raise StoreError(f"the run's task cannot be loaded here: {e}") from None
 
 
 def _summary(run: Run, store: TreeStore, row: dict, nodes: list[Node]) -> dict:
     cfg = row["config"]
-    objective = _objective(row["task"])
+    objective = _objective(row)
     best = T.best_leaf(nodes, objective, cfg["max_depth"])
     fixed = T.fixed_path(nodes)[-1] if nodes else None
     status = status_of(store, row["id"])
@@ -171,7 +171,7 @@ def node_detail(run: Run, node_id: int) -> dict:
             raise NodeMissing(f"run {run.id} has no node {node_id}; node ids are 1..{max(index, default=0)}")
         n = index[node_id]
         parent = index.get(n.parent_id)
-        objective = _objective(row["task"])
+        objective = _objective(row)
         curves: dict[str, list] = {}
         for p in T.path_to(nodes, node_id)[1:]:
             for step, metrics in store.metrics(p.id):

@@ -6,7 +6,8 @@ import random
 from pathlib import Path
 
 from searchmgr.config import build_config
-from searchmgr.search import DB_NAME, resolve
+from searchmgr.rundir import DB_NAME
+from searchmgr.search import resolve
 from searchmgr.store import NodeStatus, TreeStore
 
 

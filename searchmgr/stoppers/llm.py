@@ -13,7 +13,8 @@ to beat the best judged by its slope, only the validation score decides.
 * **Asynchronous** (default): the request runs in a worker thread and its answer is
   applied at the first evaluation after it arrives, so training never waits for the
   endpoint. An answer that arrives after its segment ended is dropped (and logged).
-* **Invalid answers count as CONTINUE**, as do endpoint failures; every answer is
+* **Invalid answers count as CONTINUE** (of any shape or size: :func:`parse_stop`
+  never raises; reasons are capped), as do endpoint failures; every answer is
   returned with ``record=True`` and a trace (raw text, latency, prompt version and
   hash, tokens, the context sent), so the search stores it like a manager decision.
 """
@@ -29,6 +30,7 @@ from typing import Any
 from searchmgr.decision import extract_json
 from searchmgr.managers.openai_backend import BackendError, BackendSettings, ChatBackend
 from searchmgr.prompts import STOP_SCHEMA, STOPPER_PROMPT_VERSION, render_stop_context, spec_hash, stopper_system_prompt
+from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_SHORT_CHARS, cap
 from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
 from searchmgr.telemetry import slope
 
@@ -43,7 +45,9 @@ class _Asked:
 
 
 def parse_stop(text: str) -> tuple[bool, str] | None:
-    """``(stop, reason)`` from an answer, or None when it is not a valid verdict."""
+    """``(stop, reason)`` from an answer (the reason capped), or None when it is not a valid verdict."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        return None
     try:
         data = extract_json(text)
     except ValueError:
@@ -54,7 +58,8 @@ def parse_stop(text: str) -> tuple[bool, str] | None:
     if verdict not in ("STOP", "CONTINUE"):
         return None
     reason = data.get("reason")
-    return verdict == "STOP", reason.strip() if isinstance(reason, str) and reason.strip() else "(no reason given)"
+    reason = cap(reason.strip(), MAX_SHORT_CHARS) if isinstance(reason, str) and reason.strip() else "(no reason given)"
+    return verdict == "STOP", reason
 
 
 def trend(ctx: StopContext, window: int) -> tuple[float | None, float | None, float | None]:

@@ -20,7 +20,7 @@ SECRET = "sk-serve-SECRET-77c1a0"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("serve") / "toy"
-    explore(["task=toy", "preset=smoke", f"out={out}", "budget.steps=120"])
+    explore(["task=toy", "preset=smoke", f"out={out}", "budget.steps=120", "uct.start=bounded", "uct.hold_first=false"])
     return out
 
 
@@ -177,6 +177,7 @@ def test_the_llm_api_key_never_appears(tmp_path, monkeypatch):
     out = tmp_path / "llm"
     with FakeOpenAI(default=cycling_toy_answers()) as srv:
         explore(["task=toy", "preset=smoke", f"out={out}", "budget.steps=100", "manager.name=openai",
+                 "uct.start=bounded", "uct.hold_first=false",
                  f"manager.base_url={srv.base_url}", "manager.api_key_env=SEARCHMGR_SERVE_TEST_KEY"])
         assert any(SECRET in (r.get("authorization") or "") for r in srv.requests)  # the key was used
     client = TestClient(create_app(name_runs([out])), base_url="http://127.0.0.1")

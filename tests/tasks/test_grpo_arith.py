@@ -73,7 +73,7 @@ def test_problems_answers_and_disjoint_held_out_sets():
 
 def test_constraint_rejects_num_generations_that_trl_refuses(task):
     surface, base = task.surface, task.base_recipe()
-    with pytest.raises(RecipeError, match=r"num_generations=5 must divide the 12 completions"):
+    with pytest.raises(RecipeError, match=r"num_generations=5: num_generations must divide 12 \(the 12 completions of a step"):
         surface.check({**base, "num_generations": 5})
     verdict = verify({"diagnosis": "d", "control_audit": [], "expected_outcome": "e",
                       "updates": [{"knob": "num_generations", "op": "add", "value": 1}]}, surface, base)
