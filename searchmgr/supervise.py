@@ -54,7 +54,8 @@ from searchmgr.decision import Decision
 from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
-from searchmgr.search import CONFIG_NAME, DB_NAME, RunNotFound, resolve
+from searchmgr.rundir import CONFIG_NAME, DB_NAME, RunNotFound
+from searchmgr.search import resolve
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict, load_checkpoint, save_checkpoint
 from searchmgr.surface import same_recipe
 from searchmgr.tasks import Segment, Task

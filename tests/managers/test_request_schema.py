@@ -20,7 +20,7 @@ from searchmgr.tasks import make_task
 
 # every knob kind: log and linear, float and integer (grpo's), with and without room at the bounds
 TASKS = ("toy", "arm_scared", "tinystories_aux", "grpo_arith")
-SURFACES = {name: dataclasses.replace(make_task(name, {"preset": "smoke"}).surface, constraint=None)
+SURFACES = {name: dataclasses.replace(make_task(name, {"preset": "smoke"}).surface, constraints=())
             for name in TASKS}  # grpo's cross-knob rule is the verifier's alone: a schema cannot say it
 
 
