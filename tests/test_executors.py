@@ -105,8 +105,10 @@ def test_ray_tasks_cancel_pruned_segments_and_retry_a_dead_worker(tmp_path):
 
     run = tmp_path / "run"
 
-    def kill():
-        segs = [p for p in psutil.process_iter(["cmdline"]) if "ray::_segment" in " ".join(p.info["cmdline"] or [])]
+    def kill():  # a Ray worker process running a segment is titled ray::_segment
+        segs = [p for p in psutil.process_iter(["name", "cmdline"])
+                if "_segment" in f"{p.info['name']} {' '.join(p.info['cmdline'] or [])}" and "ray" in
+                f"{p.info['name']} {' '.join(p.info['cmdline'] or [])}"]
         if not segs:
             return False
         segs[0].kill()
@@ -115,7 +117,8 @@ def test_ray_tasks_cancel_pruned_segments_and_retry_a_dead_worker(tmp_path):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     killed, watcher = kill_when_training(run, kill)
     try:
-        explore(TOY + ["step_delay_s=0.01", "budget.steps=300", "executor.name=ray", "executor.workers=2",
+        explore(TOY + ["step_delay_s=0.03", "budget.steps=300", "executor.name=ray", "executor.workers=2",
+                       "uct.start=bounded", "uct.hold_first=false",  # manager children: the stopper prunes some
                        f"out={run}"])
     finally:
         ray.shutdown()
