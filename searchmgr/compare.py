@@ -144,9 +144,6 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
     configs = {}
     for m in methods:
         config, task = resolve(build_config(merge(overrides, m.overrides)))
-        if m.overrides["policy"]["name"] == "pbt" and config.budget.steps // config.horizon < 2:
-            raise ConfigError(f"pbt needs a population of 2 or more: budget.steps={config.budget.steps} pays for "
-                              f"{config.budget.steps // config.horizon} horizon(s) of {config.horizon} steps")
         configs[m.key] = config
     objective = task.objective
     if result is None:

@@ -226,6 +226,10 @@ class SearchConfig(_Model):
             raise ConfigError(
                 f"budget.steps={self.budget.steps} cannot pay for the fixed baseline, which needs "
                 f"max_depth x segment_steps = {self.horizon} steps; raise budget.steps or lower max_depth")
+        if self.policy.name == "pbt" and (self.policy.population or self.budget.steps // self.horizon) < 2:
+            raise ConfigError(f"pbt needs a population of 2 or more: budget.steps={self.budget.steps} pays for "
+                              f"{self.budget.steps // self.horizon} horizon(s) of {self.horizon} steps; raise "
+                              "budget.steps or set policy.population")
 
 
 SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig,

@@ -33,6 +33,7 @@ from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
 from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
+from searchmgr.rundir import checkpoint_ref
 from searchmgr.recorder import Recorder, Trace
 from searchmgr.repair import quarantine
 from searchmgr.rundir import RunLock
@@ -42,10 +43,6 @@ from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import summarize
-
-
-def checkpoint_ref(node_id: int) -> str:
-    return f"checkpoints/node_{node_id:05d}.pt"
 
 
 def diverged(metrics: dict[str, float], metric: str, step: int) -> str | None:

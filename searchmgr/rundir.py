@@ -38,6 +38,11 @@ from searchmgr.store import CorruptStore, StoreError, TreeStore, faults
 
 DB_NAME = "tree.db"
 CONFIG_NAME = "config.json"
+
+
+def checkpoint_ref(node_id: int) -> str:
+    """Where a node's checkpoint lives, relative to its run directory (the ``checkpoint`` column)."""
+    return f"checkpoints/node_{node_id:05d}.pt"
 LOCK_NAME = "owner.lock"
 PARTIAL = ".partial-"  # infix of the hidden sibling a run is built in
 

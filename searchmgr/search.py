@@ -85,7 +85,7 @@ def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Tas
     sid = store.create_search(config.task, config.model_dump(mode="json"), task.surface.describe(),
                               task.surface.fingerprint(), info)
     root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
-    ref = f"checkpoints/node_{root.id:05d}.pt"
+    ref = rundir.checkpoint_ref(root.id)
     sha = save_checkpoint(state, run_dir / ref)
     store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
                       steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)

@@ -54,7 +54,7 @@ from searchmgr.decision import Decision
 from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
-from searchmgr.rundir import CONFIG_NAME, DB_NAME, RunNotFound
+from searchmgr.rundir import CONFIG_NAME, DB_NAME, RunNotFound, checkpoint_ref
 from searchmgr.search import resolve
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict, load_checkpoint, save_checkpoint
 from searchmgr.surface import same_recipe
@@ -272,7 +272,7 @@ class Supervisor:
 
     # checkpoints -------------------------------------------------------------------------
     def _save(self, node_id: int, state: dict) -> tuple[str, str]:
-        ref = f"checkpoints/node_{node_id:05d}.pt"
+        ref = checkpoint_ref(node_id)
         return ref, save_checkpoint(state, self.run_dir / ref)
 
     def _load(self, node: Node) -> dict:
