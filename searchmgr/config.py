@@ -57,6 +57,8 @@ class UCTConfig(_Model):
                                "trained before UCT decides (default: as many as the budget has horizons)")
     hold_first: bool = Field(True, description="a node's first child continues its recipe unchanged (so every "
                              "constant-recipe chain the tree starts is a path of it); the manager proposes the others")
+    finish: bool = Field(False, description="endgame: when the steps left pay for it (and not for a segment more), "
+                         "hold the recipe of a schedule that leads the best complete one at its depth to the horizon")
     start: Literal["bounded", "anywhere"] = Field(
         "anywhere", description="anywhere: the root's children after the fixed path start from recipes spread over "
         "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "
@@ -125,6 +127,9 @@ class StopperConfig(_Model):
     scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "
                                            "those ending at the horizon (compared with the best complete schedule; "
                                            "no short-horizon bias against slow starters)")
+    reference: Literal["best", "median"] = Field("best", description="what a segment is judged against: the best "
+                                                 "finished segment at its depth, or the median of the segments "
+                                                 "tried there (pruned ones where they stopped)")
     every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
     every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
     asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "

@@ -218,7 +218,8 @@ class Coordinator:
         best_all = T.best_leaf(nodes, objective, cfg.max_depth)
         stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
         self.live[node.id] = _Live(
-            node, stopper, T.best_at_depth(nodes, objective, node.depth),
+            node, stopper, (T.median_at_depth if cfg.stopper.reference == "median" else T.best_at_depth)(
+                nodes, objective, node.depth),
             best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
             T.steps_used(nodes) - node.steps_trained)

@@ -112,6 +112,33 @@ def plan(nodes: Sequence[Node], *, c: float, k_max: int, max_depth: int,
     return Exhausted("tree exhausted (every node has k_max children or reached max_depth)")
 
 
+def finish(nodes: Sequence[Node], *, max_depth: int, segment_steps: int, budget_left: int,
+           in_flight: AbstractSet[int] = frozenset(), closed: AbstractSet[int] = frozenset()) -> Grow | None:
+    """The endgame: a schedule that leads the best complete one at its depth is finished before the budget runs out.
+
+    When the steps left pay for holding such a node's recipe to the horizon but not for one segment more
+    besides, grow its hold child (the node with the largest lead over the best complete schedule's segment at
+    its depth; one without a child of the same recipe, not closed, not training). A search that spreads its
+    budget over many promising starts would otherwise end with none of them complete."""
+    done = [n for n in nodes if n.status is NodeStatus.DONE and n.utility is not None and n.depth > 0]
+    complete = [n for n in done if n.depth == max_depth]
+    if not complete:
+        return None
+    best = max(complete, key=lambda n: (n.utility, -n.id))
+    on_best = {n.depth: n for n in T.path_to(nodes, best.id)}
+    held = {c.parent_id for c in nodes if c.parent_id is not None
+            and c.recipe == T.by_id(nodes)[c.parent_id].recipe}
+    leaders = [n for n in done
+               if n.depth < max_depth and n.checkpoint is not None and n.id not in closed and n.id not in held
+               and n.id not in in_flight and n.utility > on_best[n.depth].utility
+               and 0 <= budget_left - (max_depth - n.depth) * segment_steps < segment_steps]
+    if not leaders:
+        return None
+    n = max(leaders, key=lambda n: (n.utility - on_best[n.depth].utility, -n.id))
+    return Grow(n.id, n.recipe, FINISH, f"finish: node {n.id} leads the best complete schedule at depth {n.depth}; "
+                f"the {budget_left} steps left pay for holding its recipe to the horizon")
+
+
 class Policy(ABC):
     """Decides what the coordinator trains next; may keep state it can rebuild from the store."""
 
@@ -155,11 +182,11 @@ class UCTPolicy(Policy):
 
     def __init__(self, *, c: float, k_max: int, max_depth: int, widen: float = 0.0, q_rule: str = "mean",
                  start: str = "bounded", surface=None, seed: int = 0, segment_steps: int = 0,
-                 stop_scope: str = "all", hold_first: bool = False, starts: int = 0):
+                 stop_scope: str = "all", hold_first: bool = False, starts: int = 0, finish: bool = False):
         self.c, self.k_max, self.max_depth = c, k_max, max_depth
         self.widen, self.q_rule, self.start = widen, q_rule, start
         self.surface, self.seed, self.segment_steps, self.stop_scope = surface, seed, segment_steps, stop_scope
-        self.hold_first, self.starts = hold_first, starts
+        self.hold_first, self.starts, self.finish = hold_first, starts, finish
 
     def plan(self, nodes, *, in_flight, closed, budget_left):
         kw = dict(c=self.c, max_depth=self.max_depth, in_flight=in_flight, closed=closed, widen=self.widen,
@@ -172,6 +199,11 @@ class UCTPolicy(Policy):
                 step = Expand(root.id, step.selection)
         if isinstance(step, Exhausted) and self.widen > 0 and budget_left >= self.segment_steps:
             step = plan(nodes, k_max=10**9, **kw)  # never stop with budget left while a node can still grow
+        if self.finish and isinstance(step, (Expand, Wait, Exhausted)):
+            end = finish(nodes, max_depth=self.max_depth, segment_steps=self.segment_steps, budget_left=budget_left,
+                         in_flight=in_flight, closed=closed)
+            if end is not None:
+                return end
         if isinstance(step, Expand) and step.parent != root.id and self.hold_first:
             parent = T.by_id(nodes)[step.parent]
             if not any(c.recipe == parent.recipe for c in T.children(nodes, parent.id)):
@@ -203,13 +235,14 @@ class UCTPolicy(Policy):
         return super().may_expand(node, nodes, closed) and node.depth < self.max_depth
 
     def stopper(self, node, configured):
-        if node.source == T.FIXED or (self.stop_scope == "final" and node.depth < self.max_depth):
+        if node.source in (T.FIXED, FINISH) or (self.stop_scope == "final" and node.depth < self.max_depth):
             return None
         return configured()
 
 
 START = "start"
 HOLD = "hold"
+FINISH = "finish"
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 
 
@@ -233,7 +266,8 @@ def make_policy(config, task) -> Policy:
         return UCTPolicy(c=u.c, k_max=u.k_max, max_depth=config.max_depth, widen=u.widen, q_rule=u.q,
                          start=u.start, surface=task.surface, seed=config.seed, segment_steps=config.segment_steps,
                          stop_scope=config.stopper.scope, hold_first=u.hold_first,
-                         starts=u.starts if u.starts is not None else config.budget.steps // config.horizon)
+                         starts=u.starts if u.starts is not None else config.budget.steps // config.horizon,
+                         finish=u.finish)
     from searchmgr import baselines
 
     return baselines.make(name, config, task)

@@ -76,5 +76,16 @@ def best_at_depth(nodes: Sequence[Node], objective: Objective, depth: int) -> fl
     return max(scores, key=objective.utility)
 
 
+def median_at_depth(nodes: Sequence[Node], objective: Objective, depth: int) -> float | None:
+    """The median validation score of segments ending at ``depth``: finished ones at their end, pruned ones where
+    they were stopped (a lenient reference: a slow starter survives while it beats half of what was tried here)."""
+    scores = sorted((n.val_score for n in nodes if n.depth == depth and n.val_score is not None
+                     and n.status in (NodeStatus.DONE, NodeStatus.PRUNED)), key=objective.utility)
+    if not scores:
+        return None
+    mid = len(scores) // 2
+    return scores[mid] if len(scores) % 2 else (scores[mid - 1] + scores[mid]) / 2
+
+
 def steps_used(nodes: Sequence[Node]) -> int:
     return sum(n.steps_trained for n in nodes)

@@ -111,3 +111,45 @@ def test_max_q_follows_one_success_that_the_mean_dilutes():
     tree = TreeView.build(nodes)
     assert select(tree, c=0.1, k_max=2, max_depth=3).path[:2] == (1, 3)
     assert select(tree, c=0.1, k_max=2, max_depth=3, q_rule="max").path[:2] == (1, 2)
+
+
+def chain_tree():
+    # max_depth 3, segments of 10 steps; fixed path 2-3-4 complete (val 1.0 at every depth);
+    # start 5 leads it at depth 1 (0.8), start 6 trails it (1.2); node 7 holds 5 and leads at depth 2
+    return [node(1, None, 0, source="root"), node(2, 1, 1, val=1.0), node(3, 2, 2, val=1.0), node(4, 3, 3, val=1.0),
+            node(5, 1, 1, source="start", val=0.8, recipe={"lr": 0.3}),
+            node(6, 1, 1, source="start", val=1.2, recipe={"lr": 3.0})]
+
+
+def test_finish_holds_a_leader_to_the_horizon_when_the_budget_left_just_pays_for_it():
+    nodes = chain_tree()
+    kw = dict(max_depth=3, segment_steps=10)
+    end = policy.finish(nodes, budget_left=25, **kw)  # node 5 needs 20 steps; 25 - 20 < one segment
+    assert end is not None and (end.parent, end.recipe, end.source) == (5, {"lr": 0.3}, policy.FINISH)
+    assert policy.finish(nodes, budget_left=30, **kw) is None  # a segment more is left: keep searching
+    assert policy.finish(nodes, budget_left=15, **kw) is None  # too late to finish it
+    assert policy.finish(nodes, budget_left=25, in_flight={5}, **kw) is None
+    assert policy.finish(nodes, budget_left=25, closed={5}, **kw) is None
+    # once its hold child is there, that child is the one to continue (it leads at depth 2)
+    nodes += [node(7, 5, 2, source="finish", val=0.7, recipe={"lr": 0.3})]
+    assert policy.finish(nodes, budget_left=15, **kw).parent == 7
+    # a trailing chain is never finished, nor is anything before a schedule is complete
+    assert policy.finish(chain_tree()[:4] + [chain_tree()[5]], budget_left=25, **kw) is None
+    assert policy.finish(chain_tree()[:3] + chain_tree()[4:], budget_left=25, **kw) is None
+
+
+def test_finish_segments_are_not_pruned_and_the_uct_policy_plans_them():
+    uct = policy.UCTPolicy(c=0.5, k_max=3, max_depth=3, segment_steps=10, finish=True)
+    nodes = chain_tree()
+    step = uct.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=25)
+    assert isinstance(step, policy.Grow) and step.parent == 5
+    assert uct.stopper(node(7, 5, 2, source="finish"), lambda: "rule") is None
+    assert uct.stopper(node(7, 5, 2, source="heuristic"), lambda: "rule") == "rule"
+
+
+def test_median_at_depth_counts_pruned_segments_where_they_stopped():
+    from searchmgr import tree as T
+
+    nodes = chain_tree() + [node(8, 1, 1, NodeStatus.PRUNED, "start", val=2.0, recipe={"lr": 9.0})]
+    assert T.best_at_depth(nodes, OBJ, 1) == 0.8
+    assert T.median_at_depth(nodes, OBJ, 1) == (1.0 + 1.2) / 2  # of 0.8, 1.0, 1.2 and the pruned 2.0
