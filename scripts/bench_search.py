@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_search.py toy
     .venv/bin/python scripts/bench_search.py tinystories_overfit budget.steps=6000
+    .venv/bin/python scripts/bench_search.py --runs runs/cmp/tinystories_overfit/tree/seed0   # an existing run
 
 For each task it runs one `heuristic` search (task defaults unless overridden) and prints:
 wall time of the whole explore() call and of its search loop (without start-up: imports,
@@ -49,7 +50,22 @@ def bench(task: str, words: list[str]) -> dict:
     }
 
 
+def overhead(run: Path) -> None:
+    """For a finished run: the share of the time from its first segment's start to its last segment's end that
+    was spent outside training (planning, proposals, store writes, checkpoint retention)."""
+    with open_run(run) as store:
+        nodes = [n for n in store.nodes(store.search()["id"]) if n.depth > 0 and n.started_at and n.finished_at]
+    span = max(n.finished_at for n in nodes) - min(n.started_at for n in nodes)
+    train_s = sum(n.train_s or 0.0 for n in nodes)
+    print(f"{run}: {len(nodes)} segments, {span:.1f} s from the first start to the last end, {train_s:.1f} s "
+          f"training, {100 * (1 - train_s / span):.2f}% outside training")
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--runs"]:  # measure existing runs instead of running a search
+        for run in argv[1:]:
+            overhead(Path(run))
+        return
     tasks = [a for a in argv if "=" not in a] or ["toy"]
     words = [a for a in argv if "=" in a]
     rows = [bench(t, words) for t in tasks]
