@@ -1,6 +1,6 @@
 """``rule``: prune a segment whose validation trend cannot realistically beat the best.
 
-After ``ctx.min_step``, fit the slope of the last ``window`` validation points,
+After ``ctx.min_step`` and from the segment's second evaluation on, fit the slope of the last ``window`` validation points,
 project it (optimistically, improvements only, times ``optimism``) to the end of
 the segment, and stop when even that projection, plus a noise allowance of
 ``margin`` times the best's magnitude, stays worse than the best validation score
@@ -26,13 +26,13 @@ class RuleStopper(Stopper):
         return cls(window=config.stopper.window, margin=config.stopper.margin)
 
     def should_stop(self, ctx: StopContext) -> StopVerdict:
-        if ctx.step < ctx.min_step or ctx.best_at_depth is None or not ctx.trajectory:
-            return CONTINUE
+        if ctx.step < ctx.min_step or ctx.best_at_depth is None or len(ctx.trajectory) < 2:
+            return CONTINUE  # one evaluation has no trend to project: never judge a segment on it
         u = ctx.objective.utility
         points = [(s, u(v)) for s, v in ctx.trajectory[-self.window:]]
         current = points[-1][1]
         best = u(ctx.best_at_depth)
-        rate = max(slope(points), 0.0) if len(points) >= 2 else 0.0
+        rate = max(slope(points), 0.0)
         projected = current + self.optimism * rate * (ctx.end_step - ctx.step)
         allowance = self.margin * abs(best)
         if projected + allowance < best:

@@ -82,3 +82,7 @@ def test_rule_stopper_judges_the_trend():
     assert not stopper.should_stop(stop_context(60, [(40, 1.6), (50, 1.4), (60, 1.2)], best=1.0)).stop
     # level with the best: continue
     assert not stopper.should_stop(stop_context(60, [(40, 1.0), (50, 1.0), (60, 1.005)], best=1.0)).stop
+    # one evaluation is no trend: however far behind, a segment is not judged on it (a slow starter with one
+    # evaluation before its end would otherwise be pruned as if it could not improve at all)
+    assert not stopper.should_stop(stop_context(50, [(50, 5.0)], best=1.0)).stop
+    assert stopper.should_stop(stop_context(60, [(50, 5.0), (60, 5.0)], best=1.0)).stop
