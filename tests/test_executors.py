@@ -52,7 +52,7 @@ def kill_when_training(run, kill, min_done=2):
     killed = {}
 
     def watch():
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # Ray starts slowly on a busy 2-core machine
         while time.time() < deadline and not killed:
             if (run / "tree.db").exists():
                 try:
@@ -117,7 +117,7 @@ def test_ray_tasks_cancel_pruned_segments_and_retry_a_dead_worker(tmp_path):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     killed, watcher = kill_when_training(run, kill)
     try:
-        explore(TOY + ["step_delay_s=0.03", "budget.steps=300", "executor.name=ray", "executor.workers=2",
+        explore(TOY + ["step_delay_s=0.03", "budget.steps=300", "eval_every=5", "executor.name=ray", "executor.workers=2",
                        "uct.start=bounded", "uct.hold_first=false",  # manager children: the stopper prunes some
                        f"out={run}"])
     finally:

@@ -50,7 +50,8 @@ def test_same_seed_gives_the_same_tree(tmp_path):
 
 
 def test_resume_continues_without_retraining(tmp_path):
-    run, first = run_toy(tmp_path, "budget.steps=100")
+    # manager children from the first expansions on (no start points, no hold-first children)
+    run, first = run_toy(tmp_path, "budget.steps=100", "uct.start=bounded", "uct.hold_first=false")
     before = {n.id: n for n in nodes_of(run)}
     second = explore(["budget.steps=200", "manager.name=random"], resume=run)
     after = {n.id: n for n in nodes_of(run)}
