@@ -126,8 +126,8 @@ def finish(nodes: Sequence[Node], *, max_depth: int, segment_steps: int, budget_
         return None
     best = max(complete, key=lambda n: (n.utility, -n.id))
     on_best = {n.depth: n for n in T.path_to(nodes, best.id)}
-    held = {c.parent_id for c in nodes if c.parent_id is not None
-            and c.recipe == T.by_id(nodes)[c.parent_id].recipe}
+    index = T.by_id(nodes)
+    held = {c.parent_id for c in nodes if c.parent_id is not None and c.recipe == index[c.parent_id].recipe}
     leaders = [n for n in done
                if n.depth < max_depth and n.checkpoint is not None and n.id not in closed and n.id not in held
                and n.id not in in_flight and n.utility > on_best[n.depth].utility
