@@ -1,9 +1,10 @@
 """``rule``: prune a segment whose validation trend cannot realistically beat the best.
 
 After ``ctx.min_step`` and from the segment's second evaluation on (one point has no
-trend), fit the slope of the last ``window`` validation points, project it (optimistically, improvements only, times ``optimism``) to the end of
-the segment, and stop when even that projection, plus a noise allowance of
-``margin`` times the best's magnitude, stays worse than the best validation score
+trend), fit the slope of the last ``window`` validation points, project it
+(optimistically, improvements only, times ``optimism``) to the end of the segment,
+and stop when even that projection, plus a noise allowance of ``margin`` times the
+best's magnitude, stays worse than the best validation score
 of finished segments at the same depth.
 """
 
