@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-BASELINES = ("grid", "random", "tpe", "pbt")
+from searchmgr.compare import BASELINES
 
 
 def fmt(stat: dict) -> str:
