@@ -127,9 +127,10 @@ class StopperConfig(_Model):
     scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "
                                            "those ending at the horizon (compared with the best complete schedule; "
                                            "no short-horizon bias against slow starters)")
-    reference: Literal["best", "median"] = Field("best", description="what a segment is judged against: the best "
-                                                 "finished segment at its depth, or the median of the segments "
-                                                 "tried there (pruned ones where they stopped)")
+    reference: Literal["best", "median", "horizon"] = Field(
+        "best", description="what a segment is judged against: the best finished segment at its depth, the median "
+        "of the segments tried there (pruned ones where they stopped), or horizon: the best complete schedule, with "
+        "the segment's trend projected to the end of the schedule")
     every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
     every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
     asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "

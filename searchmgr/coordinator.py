@@ -61,6 +61,7 @@ class _Live:
     best_all: float | None
     min_step: int
     used_before: int
+    reference_step: int | None  # where best_here was reached, when not at the node's end (stopper.reference=horizon)
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     stopped_at: tuple[int, dict[str, float]] | None = None
     diverged: str | None = None  # why, at the first non-finite evaluation of the objective
@@ -217,12 +218,14 @@ class Coordinator:
         segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
         best_all = T.best_leaf(nodes, objective, cfg.max_depth)
         stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
+        reference, reference_step = (T.median_at_depth if cfg.stopper.reference == "median" else T.best_at_depth)(
+            nodes, objective, node.depth), None
+        if cfg.stopper.reference == "horizon" and best_all is not None and best_all.depth == cfg.max_depth:
+            reference, reference_step = best_all.val_score, best_all.end_step
         self.live[node.id] = _Live(
-            node, stopper, (T.median_at_depth if cfg.stopper.reference == "median" else T.best_at_depth)(
-                nodes, objective, node.depth),
-            best_all.val_score if best_all else None,
+            node, stopper, reference, best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
-            T.steps_used(nodes) - node.steps_trained)
+            T.steps_used(nodes) - node.steps_trained, reference_step)
         return Job(node.id, self.task_spec, node.recipe, segment, self.run_dir / parent.checkpoint,
                    parent.checkpoint_sha256, self.run_dir / checkpoint_ref(node.id), cfg.threads)
 
@@ -242,7 +245,7 @@ class Coordinator:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
         ctx = StopContext(node.id, node.depth, step, node.start_step, node.end_step, live.min_step, objective,
-                          tuple(live.trajectory), live.best_here, live.best_all)
+                          tuple(live.trajectory), live.best_here, live.best_all, live.reference_step)
         verdict = live.stopper.should_stop(ctx)
         stop = verdict.stop and step >= live.min_step
         if verdict.stop or verdict.record:

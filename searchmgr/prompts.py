@@ -257,18 +257,19 @@ def render_stop_context(ctx: Mapping[str, Any], rate: float | None, projected: f
     """The segment's trajectory and what it has to beat (``StopContext.to_dict()`` plus slope figures)."""
     better = "lower" if ctx["direction"] == "minimize" else "higher"
     traj = ", ".join(f"step {s}: {_num(v)}" for s, v in ctx["trajectory"])
+    judged_at = ctx.get("judged_at", ctx["segment"][1])
     lines = [
         f"Metric: {ctx['metric']} ({better} is better). Segment: steps {ctx['segment'][0]}-{ctx['segment'][1]}; "
         f"now at step {ctx['step']} (minimum step {ctx['min_step']} reached).",
         f"Validation trajectory of this segment: {traj}",
-        f"Best {ctx['metric']} of finished segments ending at step {ctx['segment'][1]}: {_num(ctx['best_at_depth'])}",
+        f"Best {ctx['metric']} reached at step {judged_at} (the score to beat): {_num(ctx['best_at_depth'])}",
         f"Best complete schedule so far: {_num(ctx['best_overall'])}",
     ]
     if rate is not None:
         lines.append(f"Recent slope: {_num(rate)} per 100 steps; a straight-line projection reaches "
-                     f"{_num(projected)} at step {ctx['segment'][1]}.")
+                     f"{_num(projected)} at step {judged_at}.")
     if needed_rate is not None:
-        lines.append(f"To match the best by step {ctx['segment'][1]} it would need a slope of {_num(needed_rate)} "
+        lines.append(f"To match the best by step {judged_at} it would need a slope of {_num(needed_rate)} "
                      "per 100 steps from now on.")
     lines.append("STOP or CONTINUE? Answer with the JSON object only.")
     return "\n".join(lines)

@@ -129,3 +129,21 @@ def test_search_with_llm_stopper_prunes_only_after_the_minimum_step(tmp_path):
         assert d.prompt_tokens == 100 and d.context["trajectory"]
         if d.applied:
             assert d.verdict == "stop" and d.context["answered_at_step"] - d.context["segment"][0] >= min_steps
+
+
+def test_horizon_reference_is_the_best_complete_schedule(tmp_path):
+    """stopper.reference=horizon: a segment is judged at the end of the schedule against the best complete one."""
+    with FakeOpenAI(default=always_stop()) as srv:
+        explore(["task=toy", "preset=smoke", "segment_steps=20", "eval_every=4", "max_depth=2", "budget.steps=100",
+                 "stopper.name=llm", "stopper.every_evals=1", "stopper.reference=horizon",
+                 f"manager.base_url={srv.base_url}", "manager.timeout_s=2", f"out={tmp_path / 'run'}"])
+    with TreeStore(tmp_path / "run" / "tree.db") as store:
+        sid = store.search()["id"]
+        nodes = store.nodes(sid)
+        stops = store.decisions(sid, kind=DecisionKind.STOPPER)
+    fixed_end = next(n for n in nodes if n.source == "fixed" and n.depth == 2)
+    assert stops
+    for d in stops:
+        assert d.context["judged_at"] == 40
+        assert d.context["best_at_depth"] <= fixed_end.val_score  # the best complete schedule when it was asked
+    assert "reached at step 40 (the score to beat)" in srv.requests[0]["body"]["messages"][-1]["content"]

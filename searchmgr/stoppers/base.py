@@ -25,8 +25,14 @@ class StopContext:
     min_step: int  # no stop before this global step
     objective: Objective
     trajectory: tuple[tuple[int, float], ...]  # (step, validation metric) of this segment so far
-    best_at_depth: float | None  # best validation metric of finished segments ending at end_step
+    best_at_depth: float | None  # the reference to beat: by default the best finished segment ending at end_step
     best_overall: float | None
+    reference_step: int | None = None  # where the reference was reached, when not at end_step (stopper.reference)
+
+    @property
+    def judged_at(self) -> int:
+        """The step a segment's projection is compared with the reference at."""
+        return self.end_step if self.reference_step is None else self.reference_step
 
     def to_dict(self) -> dict:
         return {
@@ -34,7 +40,7 @@ class StopContext:
             "segment": [self.start_step, self.end_step], "min_step": self.min_step,
             "metric": self.objective.metric, "direction": self.objective.direction.value,
             "trajectory": [[s, float(f"{v:.5g}")] for s, v in self.trajectory],
-            "best_at_depth": self.best_at_depth, "best_overall": self.best_overall,
+            "best_at_depth": self.best_at_depth, "best_overall": self.best_overall, "judged_at": self.judged_at,
         }
 
 

@@ -63,14 +63,14 @@ def parse_stop(text: str) -> tuple[bool, str] | None:
 
 
 def trend(ctx: StopContext, window: int) -> tuple[float | None, float | None, float | None]:
-    """(slope per 100 steps over the last ``window`` points, projection at the segment's end, slope needed to
-    match the best at this depth), all in metric units."""
+    """(slope per 100 steps over the last ``window`` points, projection at the step the reference is judged at
+    (the segment's end by default), slope needed to match the reference there), all in metric units."""
     pts = ctx.trajectory[-window:]
     if len(pts) < 2:
         return None, None, None
     rate = slope(pts)
     step, value = pts[-1]
-    remaining = max(ctx.end_step - step, 0)
+    remaining = max(ctx.judged_at - step, 0)
     projected = value + rate * remaining
     needed = None
     if ctx.best_at_depth is not None and remaining > 0:

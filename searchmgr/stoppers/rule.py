@@ -5,7 +5,9 @@ trend), fit the slope of the last ``window`` validation points, project it
 (optimistically, improvements only, times ``optimism``) to the end of the segment,
 and stop when even that projection, plus a noise allowance of ``margin`` times the
 best's magnitude, stays worse than the best validation score
-of finished segments at the same depth.
+of finished segments at the same depth. With ``stopper.reference=horizon`` the
+projection runs to the end of the schedule instead and is compared with the best
+complete schedule: a slow starter that is still improving is kept, a stalled one is not.
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ class RuleStopper(Stopper):
         current = points[-1][1]
         best = u(ctx.best_at_depth)
         rate = max(slope(points), 0.0)
-        projected = current + self.optimism * rate * (ctx.end_step - ctx.step)
+        projected = current + self.optimism * rate * (ctx.judged_at - ctx.step)
         allowance = self.margin * abs(best)
         if projected + allowance < best:
             return StopVerdict(True, (
                 f"at step {ctx.step} {ctx.objective.metric}={ctx.trajectory[-1][1]:.4g}; even its best recent trend "
-                f"projects to {self._as_metric(ctx, projected):.4g} by step {ctx.end_step}, short of the best at this depth "
+                f"projects to {self._as_metric(ctx, projected):.4g} by step {ctx.judged_at}, short of the best there "
                 f"({ctx.best_at_depth:.4g})"))
         return CONTINUE
 

@@ -86,3 +86,14 @@ def test_rule_stopper_judges_the_trend():
     # evaluation before its end would otherwise be pruned as if it could not improve at all)
     assert not stopper.should_stop(stop_context(50, [(50, 5.0)], best=1.0)).stop
     assert stopper.should_stop(stop_context(60, [(50, 5.0), (60, 5.0)], best=1.0)).stop
+
+
+def test_rule_stopper_projects_to_the_reference_step():
+    """stopper.reference=horizon: the trend runs to where the reference was reached (the end of the schedule)."""
+    stopper, obj = STOPPER_FACTORIES["rule"](), make_task("toy", {"preset": "smoke"}).objective
+    slow = [(40, 1.5), (50, 1.45), (60, 1.4)]  # behind, improving slowly: cannot catch up by step 100
+    assert stopper.should_stop(stop_context(60, slow, best=1.0)).stop
+    at_horizon = StopContext(5, 1, 60, 0, 100, 40, obj, tuple(slow), 1.0, 1.0, reference_step=400)
+    assert at_horizon.judged_at == 400 and not stopper.should_stop(at_horizon).stop  # ... but by step 400 it can
+    stalled = StopContext(5, 1, 60, 0, 100, 40, obj, ((40, 1.4), (50, 1.4), (60, 1.4)), 1.0, 1.0, reference_step=400)
+    assert stopper.should_stop(stalled).stop  # no trend reaches the reference, however far away
