@@ -132,6 +132,28 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print("  curve: " + ", ".join(f"{s}: {v:.3g}" for s, v in managed))
     print(f"  decisions {outcome.verdicts}, {outcome.applied} applied; wall {summary['wall_s']:.0f}s")
     write(out / "compare.json", summary)
+    plot(out / "compare.png", task, objective.metric, fixed, managed, outcome.chain)
+
+
+def plot(path: Path, task: str, metric: str, fixed: list, managed: list, chain) -> None:
+    """Validation against steps, fixed recipe and supervised run, with the steps where decisions were applied."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if fixed:
+        ax.plot(*zip(*fixed), color="0.5", label="fixed recipe")
+    ax.plot(*zip(*managed), color="C0", label="supervised")
+    for i, n in enumerate(list(chain)[1:]):
+        ax.axvline(n.start_step, color="C0", alpha=0.25, lw=1, label="decision applied" if i == 0 else None)
+    ax.set(xlabel="step", ylabel=metric, title=f"searchmgr supervise: {task}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def write(path: Path, data: dict) -> None:
