@@ -15,20 +15,27 @@ request from the parent's recipe:
   it (:meth:`ValueRange.grid`): grammar-constrained decoders such as llama.cpp's enforce
   ``enum`` but ignore ``minimum``/``maximum`` on numbers (measured: SmolLM2 under
   llama-cpp-python's server answered ``dropout +2.03`` to the range alone);
-- ``control_audit`` names knobs from the surface's ``enum``.
+- ``control_audit`` names knobs from the surface's ``enum``;
+- with siblings (children of the parent already tried), ``updates`` is an ``anyOf``:
+  alternative *i* lets knob *i* take only values that no sibling has there (the others
+  stay free), so every answer differs from every sibling in at least one knob and none
+  repeats a recipe already tried. A small model that keeps proposing the same change
+  (measured: 13 of 14 SmolLM2 rejections on toy were duplicate siblings) can then only
+  propose a new one. Answers that differ from each sibling in a different knob are left
+  out; the schema stays a subset of what is admissible.
 
 It narrows nothing the verifier does: every answer still goes through
 :func:`searchmgr.decision.verify`, which also checks what a schema cannot say
-(duplicate siblings, cross-knob constraints). Every decision the schema admits is one the
-verifier admits for a parent without siblings on a surface without a cross-knob
-constraint (tests/managers/test_request_schema.py checks that property).
+(cross-knob constraints). Every decision the schema admits is one the verifier admits
+on a surface without a cross-knob constraint (tests/managers/test_request_schema.py
+checks that property, with and without siblings).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
 from searchmgr.surface import ActionSurface, Knob, Scale
 
@@ -95,21 +102,55 @@ def admissible_ranges(surface: ActionSurface, parent: Mapping[str, float]) -> di
     return {k.name: admissible_range(k, parent[k.name]) for k in surface.knobs}
 
 
-def request_schema(surface: ActionSurface, parent: Mapping[str, float]) -> dict:
-    """The JSON schema of a decision admissible for a child of ``parent`` (see the module docstring)."""
-    items = []
-    for name, r in admissible_ranges(surface, parent).items():
-        items.append({
-            "type": "object",
-            "properties": {
-                "knob": {"type": "string", "enum": [name]},
-                "op": {"type": "string", "enum": [r.op, "hold"]},
-                "value": {"type": "number", "enum": r.grid(), "minimum": r.low, "maximum": r.high},
-            },
-            "required": ["knob", "op", "value"],
-            "additionalProperties": False,
-        })
+def moved(knob: Knob, value: float, op: str, x: float) -> float:
+    """The knob's new value after ``op`` with ``x`` (as the verifier computes it)."""
+    if op == "hold":
+        return value
+    new = value * x if op == "scale" else value + x
+    return float(round(new)) if knob.integer else new
+
+
+def _update(name: str, ops: list[str], values: list[float], r: ValueRange | None = None) -> dict:
+    value: dict = {"type": "number", "enum": values}
+    if r is not None:
+        value.update(minimum=r.low, maximum=r.high)
+    return {
+        "type": "object",
+        "properties": {"knob": {"type": "string", "enum": [name]}, "op": {"type": "string", "enum": ops},
+                       "value": value},
+        "required": ["knob", "op", "value"],
+        "additionalProperties": False,
+    }
+
+
+def _unlike(knob: Knob, value: float, r: ValueRange, taken: list[float]) -> dict | None:
+    """Knob ``knob``'s update restricted to results that no sibling has (None when there is none)."""
+    def new(v: float) -> bool:
+        return not any(math.isclose(v, t, rel_tol=1e-6, abs_tol=1e-12) for t in taken)
+
+    values = [x for x in r.grid() if new(moved(knob, value, r.op, x))]
+    hold = new(value)
+    if values:
+        return _update(knob.name, [r.op, "hold"] if hold else [r.op], values, r)
+    return _update(knob.name, ["hold"], r.grid()) if hold else None
+
+
+def request_schema(surface: ActionSurface, parent: Mapping[str, float],
+                   siblings: Sequence[Mapping[str, float]] = ()) -> dict:
+    """The JSON schema of a decision admissible for a child of ``parent`` beside ``siblings`` (see the module
+    docstring)."""
+    ranges = admissible_ranges(surface, parent)
+    items = [_update(name, [r.op, "hold"], r.grid(), r) for name, r in ranges.items()]
     n = len(items)
+    updates: dict = {"type": "array", "prefixItems": items, "minItems": n, "maxItems": n}
+    if siblings:
+        alternatives = []
+        for i, k in enumerate(surface.knobs):
+            only = _unlike(k, parent[k.name], ranges[k.name], [s[k.name] for s in siblings])
+            if only is not None:
+                alternatives.append({**updates, "prefixItems": [*items[:i], only, *items[i + 1:]]})
+        if alternatives:  # none: every value of every knob is taken; the verifier rejects the duplicate
+            updates = {"anyOf": alternatives}
     return {
         "type": "object",
         "properties": {
@@ -121,7 +162,7 @@ def request_schema(surface: ActionSurface, parent: Mapping[str, float]) -> dict:
                                "reason": {"type": "string"}},
                 "required": ["knob", "verdict", "reason"],
                 "additionalProperties": False}},
-            "updates": {"type": "array", "prefixItems": items, "minItems": n, "maxItems": n},
+            "updates": updates,
             "expected_outcome": {"type": "string"},
             "watch_items": {"type": "array", "items": {"type": "string"}},
         },

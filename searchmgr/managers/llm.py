@@ -51,7 +51,7 @@ class LLMManager(Manager):
         :mod:`searchmgr.request_schema`) or the generic decision schema."""
         if self.response_schema == "generic":
             return decision_schema()
-        return request_schema(ctx.surface, ctx.parent_recipe)
+        return request_schema(ctx.surface, ctx.parent_recipe, [s.recipe for s in ctx.siblings])
 
     def spec(self, ctx: ProposalContext) -> tuple[str, str]:
         """(specification text, hash) for the context's task (cached)."""

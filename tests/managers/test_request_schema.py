@@ -7,7 +7,7 @@ import math
 import jsonschema
 import pytest
 from fake_openai_server import FakeOpenAI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from manager_contexts import make_context
 
@@ -44,6 +44,8 @@ def instances(draw, schema):
     """Any JSON value the schema allows (the keywords request_schema uses; strings kept short)."""
     if "enum" in schema:
         return draw(st.sampled_from(schema["enum"]))
+    if "anyOf" in schema:
+        return draw(instances(draw(st.sampled_from(schema["anyOf"]))))
     kind = schema["type"]
     if kind == "object":
         return {key: draw(instances(sub)) for key, sub in schema["properties"].items()
@@ -69,6 +71,45 @@ def test_every_schema_conforming_answer_is_admitted(data, task):
     jsonschema.Draft202012Validator(schema).validate(answer)  # the generator only makes conforming answers
     verdict = verify(json.dumps(answer), surface, parent)
     assert verdict.ok, (verdict.rejection, answer, parent)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), task=st.sampled_from(TASKS), n=st.integers(1, 6))
+def test_with_siblings_every_conforming_answer_is_a_new_recipe(data, task, n):
+    """Siblings made the way the search makes them (the parent held, admitted answers): the schema admits no
+    answer that repeats one."""
+    surface = SURFACES[task]
+    parent = data.draw(recipes(surface))
+    siblings = [dict(parent)]
+    for _ in range(n - 1):
+        v = verify(json.dumps(data.draw(instances(request_schema(surface, parent)))), surface, parent)
+        siblings.append(v.recipe)
+    schema = request_schema(surface, parent, siblings)
+    # siblings can take every value of every knob only on tiny ranges; then the schema cannot exclude them
+    assume("anyOf" in schema["properties"]["updates"])
+    answer = data.draw(instances(schema))
+    jsonschema.Draft202012Validator(schema).validate(answer)
+    verdict = verify(json.dumps(answer), surface, parent, siblings)
+    assert verdict.ok, (verdict.rejection, answer, parent, siblings)
+
+
+def test_siblings_narrow_the_schema_to_new_recipes():
+    """The answer SmolLM2 repeated on toy (the same dropout step as a sibling, the rest held) no longer fits."""
+    surface = SURFACES["toy"]
+    parent = make_task("toy", {"preset": "smoke"}).base_recipe()
+    base = {"diagnosis": "", "control_audit": [], "expected_outcome": "", "watch_items": []}
+    repeat = {**base, "updates": [{"knob": "lr", "op": "scale", "value": 1.0},
+                                  {"knob": "dropout", "op": "add", "value": 0.05},
+                                  {"knob": "weight_decay", "op": "hold", "value": 0.0}]}
+    sibling = verify(repeat, surface, parent).recipe
+    assert jsonschema.Draft202012Validator(request_schema(surface, parent)).is_valid(repeat)
+    narrowed = jsonschema.Draft202012Validator(request_schema(surface, parent, [parent, sibling]))
+    assert not narrowed.is_valid(repeat)
+    assert not narrowed.is_valid({**base, "updates": [{"knob": k.name, "op": "hold", "value": 0.0}
+                                                      for k in surface.knobs]})  # the held parent, too
+    assert narrowed.is_valid({**base, "updates": [{"knob": "lr", "op": "scale", "value": 1.0},
+                                                  {"knob": "dropout", "op": "add", "value": 0.1},
+                                                  {"knob": "weight_decay", "op": "hold", "value": 0.0}]})
 
 
 @pytest.mark.parametrize("task", TASKS)
