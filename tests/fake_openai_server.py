@@ -172,7 +172,8 @@ def check_trained(run_dir, trained: list[dict]) -> list:
     """Assert that every recipe that reached training is admissible; return the run's nodes.
 
     ``trained`` holds the recipes a spy on ``train_segment`` saw. Every trained node's
-    recipe must pass the action surface and the step limits from its parent's recipe
+    recipe must pass the action surface and the step limits from its parent's recipe (start points,
+    which uct.start=anywhere places anywhere within bounds, excepted)
     and differ from its earlier siblings, and the spy must have seen only such recipes.
     """
     from pathlib import Path
@@ -192,8 +193,8 @@ def check_trained(run_dir, trained: list[dict]) -> list:
             continue
         assert surface.check(n.recipe) == n.recipe, n
         parent = by_id[n.parent_id].recipe
-        for k in surface.knobs:
-            assert k.step_ok(parent[k.name], n.recipe[k.name]) or parent[k.name] == n.recipe[k.name], (n, k.name)
+        for k in surface.knobs:  # start points (uct.start=anywhere) may set any recipe within bounds
+            assert n.source == "start" or k.step_ok(parent[k.name], n.recipe[k.name]) or parent[k.name] == n.recipe[k.name], (n, k.name)
         earlier = [s for s in nodes if s.parent_id == n.parent_id and s.id < n.id]
         assert not any(same_recipe(s.recipe, n.recipe) for s in earlier), f"node {n.id} duplicates a sibling"
         admitted.append(n.recipe)
