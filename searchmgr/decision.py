@@ -25,7 +25,7 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_FIELD_CHARS, MAX_SHORT_CHARS, cap
-from searchmgr.surface import ActionSurface, Recipe, RecipeError, same_recipe
+from searchmgr.surface import ActionSurface, Knob, Recipe, RecipeError, same_recipe
 
 MAX_ITEMS = 32  # most audit entries, updates or watch items one decision may carry
 
@@ -148,6 +148,14 @@ def _reject(kind: RejectionKind, reason: str, decision: Decision | None = None) 
     return Verdict(decision, None, Rejection(kind, cap(reason, MAX_FIELD_CHARS)))
 
 
+def moved(knob: Knob, old: float, op: str, value: float) -> float:
+    """The knob's new value after ``op`` with ``value`` (a factor or a delta; integer knobs are rounded)."""
+    if op == "hold":
+        return old
+    new = old * value if op == "scale" else old + value
+    return float(round(new)) if knob.integer else new
+
+
 def verify(
     raw: str | Mapping[str, Any] | Decision,
     surface: ActionSurface,
@@ -194,9 +202,7 @@ def verify(
             return _reject(RejectionKind.OUT_OF_BOUNDS, f"{u.knob}: value {u.value} is not finite", decision)
         if u.op == "hold":
             continue
-        new = old * u.value if u.op == "scale" else old + u.value
-        if knob.integer:
-            new = float(round(new))
+        new = moved(knob, old, u.op, u.value)
         if not knob.in_bounds(new):
             return _reject(
                 RejectionKind.OUT_OF_BOUNDS,

@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
+from searchmgr.decision import moved
 from searchmgr.surface import ActionSurface, Knob, Scale
 
 
@@ -100,14 +101,6 @@ def admissible_range(knob: Knob, value: float) -> ValueRange:
 
 def admissible_ranges(surface: ActionSurface, parent: Mapping[str, float]) -> dict[str, ValueRange]:
     return {k.name: admissible_range(k, parent[k.name]) for k in surface.knobs}
-
-
-def moved(knob: Knob, value: float, op: str, x: float) -> float:
-    """The knob's new value after ``op`` with ``x`` (as the verifier computes it)."""
-    if op == "hold":
-        return value
-    new = value * x if op == "scale" else value + x
-    return float(round(new)) if knob.integer else new
 
 
 def _update(name: str, ops: list[str], values: list[float], r: ValueRange | None = None) -> dict:
