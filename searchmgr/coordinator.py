@@ -218,10 +218,12 @@ class Coordinator:
         segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
         best_all = T.best_leaf(nodes, objective, cfg.max_depth)
         stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
-        reference, reference_step = (T.median_at_depth if cfg.stopper.reference == "median" else T.best_at_depth)(
-            nodes, objective, node.depth), None
-        if cfg.stopper.reference == "horizon" and best_all is not None and best_all.depth == cfg.max_depth:
+        ref = cfg.stopper.reference
+        if ref == "horizon" and best_all is not None and best_all.depth == cfg.max_depth:
             reference, reference_step = best_all.val_score, best_all.end_step
+        else:  # best or median at the node's depth (horizon too, until a schedule is complete)
+            reference = (T.median_at_depth if ref == "median" else T.best_at_depth)(nodes, objective, node.depth)
+            reference_step = None
         self.live[node.id] = _Live(
             node, stopper, reference, best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),

@@ -193,8 +193,9 @@ def check_trained(run_dir, trained: list[dict]) -> list:
             continue
         assert surface.check(n.recipe) == n.recipe, n
         parent = by_id[n.parent_id].recipe
-        for k in surface.knobs:  # start points (uct.start=anywhere) may set any recipe within bounds
-            assert n.source == "start" or k.step_ok(parent[k.name], n.recipe[k.name]) or parent[k.name] == n.recipe[k.name], (n, k.name)
+        for k in surface.knobs:
+            bounded = k.step_ok(parent[k.name], n.recipe[k.name]) or parent[k.name] == n.recipe[k.name]
+            assert bounded or n.source == "start", (n, k.name)
         earlier = [s for s in nodes if s.parent_id == n.parent_id and s.id < n.id]
         assert not any(same_recipe(s.recipe, n.recipe) for s in earlier), f"node {n.id} duplicates a sibling"
         admitted.append(n.recipe)
