@@ -36,10 +36,8 @@ def main() -> None:
     settings = BackendSettings(base_url=args.base_url, model=args.model, timeout_s=600, max_retries=0, backoff_s=0,
                                temperature=0.2, max_tokens=512)
     plain = make_context("toy")
-    held = verify({"diagnosis": "", "control_audit": [], "expected_outcome": "", "updates": []},
-                  plain.surface, plain.parent_recipe).recipe
-    step = verify({"diagnosis": "", "control_audit": [], "expected_outcome": "",
-                   "updates": [{"knob": "dropout", "op": "add", "value": 0.05}]}, plain.surface, plain.parent_recipe).recipe
+    parent = dict(plain.parent_recipe)
+    held, step = parent, {**parent, "dropout": parent["dropout"] + 0.05}  # the parent held; one dropout step
     cases = {"generic": (LLMManager(settings, response_schema="generic"), plain),
              "request": (LLMManager(settings), plain),
              "request, 2 siblings": (LLMManager(settings), make_context("toy", siblings=(held, step)))}

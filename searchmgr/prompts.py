@@ -30,7 +30,7 @@ from searchmgr.surface import ActionSurface, Scale
 from searchmgr.objective import Family, Objective
 
 MANAGER_PROMPT_VERSION = "manager/3"  # 2: the objective line names a tie-break; 3: admissible ranges per request
-STOPPER_PROMPT_VERSION = "stopper/1"
+STOPPER_PROMPT_VERSION = "stopper/2"  # 2: the score to beat is named with the step it is judged at
 
 FAMILY_GUIDANCE: dict[Family, str] = {
     Family.SUPERVISED: (
@@ -257,7 +257,7 @@ def render_stop_context(ctx: Mapping[str, Any], rate: float | None, projected: f
     """The segment's trajectory and what it has to beat (``StopContext.to_dict()`` plus slope figures)."""
     better = "lower" if ctx["direction"] == "minimize" else "higher"
     traj = ", ".join(f"step {s}: {_num(v)}" for s, v in ctx["trajectory"])
-    judged_at = ctx.get("judged_at", ctx["segment"][1])
+    judged_at = ctx["judged_at"]
     lines = [
         f"Metric: {ctx['metric']} ({better} is better). Segment: steps {ctx['segment'][0]}-{ctx['segment'][1]}; "
         f"now at step {ctx['step']} (minimum step {ctx['min_step']} reached).",
