@@ -42,7 +42,7 @@ from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
-from searchmgr.telemetry import summarize
+from searchmgr.telemetry import noise, summarize
 
 
 def diverged(metrics: dict[str, float], metric: str, step: int) -> str | None:
@@ -62,6 +62,7 @@ class _Live:
     min_step: int
     used_before: int
     reference_step: int | None  # where best_here was reached, when not at the node's end (stopper.reference=horizon)
+    noise: float | None = None  # the objective's evaluation noise over the tree (stopper.noise)
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     stopped_at: tuple[int, dict[str, float]] | None = None
     diverged: str | None = None  # why, at the first non-finite evaluation of the objective
@@ -227,7 +228,8 @@ class Coordinator:
         self.live[node.id] = _Live(
             node, stopper, reference, best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
-            T.steps_used(nodes) - node.steps_trained, reference_step)
+            T.steps_used(nodes) - node.steps_trained, reference_step,
+            noise(list(self.store.series(objective.metric).values())) if stopper and cfg.stopper.noise else None)
         return Job(node.id, self.task_spec, node.recipe, segment, self.run_dir / parent.checkpoint,
                    parent.checkpoint_sha256, self.run_dir / checkpoint_ref(node.id), cfg.threads)
 
@@ -247,7 +249,7 @@ class Coordinator:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
         ctx = StopContext(node.id, node.depth, step, node.start_step, node.end_step, live.min_step, objective,
-                          tuple(live.trajectory), live.best_here, live.best_all, live.reference_step)
+                          tuple(live.trajectory), live.best_here, live.best_all, live.reference_step, live.noise)
         verdict = live.stopper.should_stop(ctx)
         stop = verdict.stop and step >= live.min_step
         if verdict.stop or verdict.record:

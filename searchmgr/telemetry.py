@@ -27,6 +27,23 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in pts) / sxx
 
 
+def noise(trajectories: Sequence[Sequence[float]], *, least: int = 3) -> float | None:
+    """The evaluation noise of a metric (its standard deviation), pooled over segments' trajectories.
+
+    Second differences ``y[i+1] - 2 y[i] + y[i-1]`` of evenly spaced evaluations cancel a linear trend; for
+    independent noise of deviation s they have deviation s * sqrt(6). The median absolute one (x 1.4826, the
+    normal consistency factor) is robust to the curvature of a few sharp turns. None with fewer than ``least``
+    second differences."""
+    d = [abs(y[i + 1] - 2 * y[i] + y[i - 1]) for y in trajectories for i in range(1, len(y) - 1)
+         if all(math.isfinite(v) for v in y[i - 1:i + 2])]
+    if len(d) < least:
+        return None
+    d.sort()
+    mid = len(d) // 2
+    median = d[mid] if len(d) % 2 else (d[mid - 1] + d[mid]) / 2
+    return 1.4826 * median / math.sqrt(6)
+
+
 def series(history: History, key: str) -> list[tuple[int, float]]:
     return [(step, m[key]) for step, m in history if key in m]
 

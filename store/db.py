@@ -539,6 +539,14 @@ class TreeStore:
             out.setdefault(r["step"], {})[r["key"]] = math.nan if r["value"] is None else r["value"]
         return sorted(out.items())
 
+    def series(self, key: str) -> dict[int, list[float]]:
+        """Every node's values of one metric in step order, in one query: ``{node_id: [value, ...]}``."""
+        out: dict[int, list[float]] = {}
+        for r in self.db.query("SELECT node_id, value FROM metrics WHERE key = ? ORDER BY node_id, step, rowid",
+                               [key]):
+            out.setdefault(r["node_id"], []).append(math.nan if r["value"] is None else r["value"])
+        return out
+
     # decisions ----------------------------------------------------------------
     def add_decision(self, search_id: int, node_id: int | None, kind: DecisionKind, source: str, *,
                      verdict: str, reason: str | None = None, context: Any = None, raw_response: str | None = None,

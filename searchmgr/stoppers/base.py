@@ -28,6 +28,7 @@ class StopContext:
     best_at_depth: float | None  # the reference to beat: by default the best finished segment ending at end_step
     best_overall: float | None
     reference_step: int | None = None  # where the reference was reached, when not at end_step (stopper.reference)
+    noise: float | None = None  # deviation of one evaluation, pooled over the tree's segments (stopper.noise)
 
     @property
     def judged_at(self) -> int:

@@ -8,9 +8,13 @@ best's magnitude, stays worse than the best validation score
 of finished segments at the same depth. With ``stopper.reference=horizon`` the
 projection runs to the end of the schedule instead and is compared with the best
 complete schedule: a slow starter that is still improving is kept, a stalled one is not.
+With ``stopper.noise=true`` the allowance is at least sqrt(2) times the evaluation noise of the
+objective pooled over the tree (``ctx.noise``), so a noisy metric does not prune on noise.
 """
 
 from __future__ import annotations
+
+import math
 
 from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
 from searchmgr.telemetry import slope
@@ -38,6 +42,8 @@ class RuleStopper(Stopper):
         rate = max(slope(points), 0.0)
         projected = current + self.optimism * rate * (ctx.judged_at - ctx.step)
         allowance = self.margin * abs(best)
+        if ctx.noise is not None:  # the segment's value and the reference are both one noisy evaluation
+            allowance = max(allowance, math.sqrt(2) * ctx.noise)
         if projected + allowance < best:
             return StopVerdict(True, (
                 f"at step {ctx.step} {ctx.objective.metric}={ctx.trajectory[-1][1]:.4g}; even its best recent trend "

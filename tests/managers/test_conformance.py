@@ -97,3 +97,24 @@ def test_rule_stopper_projects_to_the_reference_step():
     assert at_horizon.judged_at == 400 and not stopper.should_stop(at_horizon).stop  # ... but by step 400 it can
     stalled = StopContext(5, 1, 60, 0, 100, 40, obj, ((40, 1.4), (50, 1.4), (60, 1.4)), 1.0, 1.0, reference_step=400)
     assert stopper.should_stop(stalled).stop  # no trend reaches the reference, however far away
+
+
+def test_rule_stopper_allows_for_evaluation_noise():
+    """stopper.noise: a segment behind the best by less than the noise of two evaluations is not pruned."""
+    stopper, obj = STOPPER_FACTORIES["rule"](), make_task("toy", {"preset": "smoke"}).objective
+    flat = ((40, 1.05), (50, 1.05), (60, 1.05))  # 0.05 behind, no trend
+    assert stopper.should_stop(StopContext(5, 2, 60, 0, 100, 40, obj, flat, 1.0, 1.0)).stop
+    assert not stopper.should_stop(StopContext(5, 2, 60, 0, 100, 40, obj, flat, 1.0, 1.0, noise=0.04)).stop
+    assert stopper.should_stop(StopContext(5, 2, 60, 0, 100, 40, obj, flat, 1.0, 1.0, noise=0.03)).stop
+
+
+def test_noise_is_pooled_from_second_differences():
+    import random
+
+    from searchmgr.telemetry import noise
+
+    rng = random.Random(0)
+    noisy = [[0.5 + 0.01 * i + rng.gauss(0, 0.02) for i in range(3)] for _ in range(200)]
+    assert 0.015 < noise(noisy) < 0.025  # the trend cancels, the deviation is recovered
+    assert noise([[2.0 - 0.1 * i for i in range(10)]]) < 1e-12  # a straight line has no noise
+    assert noise([[1.0, 0.9]]) is None  # too few points to tell
