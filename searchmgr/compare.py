@@ -122,7 +122,13 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
         out = Path(resume)
         if not (out / RESULT).exists():
             raise ConfigError(f"{out} holds no {RESULT}; start a comparison with `searchmgr compare task=... out={out}`")
-        result = json.loads((out / RESULT).read_text())
+        try:
+            result = json.loads((out / RESULT).read_text())
+            if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
+                raise ValueError("no methods")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{out / RESULT} is not a comparison ({exc}); its runs are intact under {out}: start "
+                              f"the comparison again with its words and out={out}, and finished runs resume") from None
         if overrides:
             raise ConfigError(f"resume keeps the task, options and budget of the comparison; it may only add "
                               f"methods= or seeds=; drop {sorted(overrides)}")
@@ -156,6 +162,7 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
     for m in methods:
         result["methods"].setdefault(m.key, {"seeds": []})
     out.mkdir(parents=True, exist_ok=True)
+    _write_json(out, result)  # before any training: a comparison killed in its first run resumes too
     todo = [(s, m) for s in range(seeds) for m in methods
             if not any(r["seed"] == s for r in result["methods"][m.key]["seeds"])]
     for i, (seed, m) in enumerate(todo, 1):
@@ -188,11 +195,15 @@ def _aggregate(result: dict) -> None:
             entry[key] = {"mean": statistics.fmean(xs), "se": _se(xs), "n": len(xs)} if xs else None
 
 
-def _write(out: Path, result: dict) -> None:
-    from searchmgr.analysis.compare import plot_compare, render_markdown
-
+def _write_json(out: Path, result: dict) -> None:
     tmp = out / (RESULT + ".tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(out / RESULT)
+
+
+def _write(out: Path, result: dict) -> None:
+    from searchmgr.analysis.compare import plot_compare, render_markdown
+
+    _write_json(out, result)
     (out / "compare.md").write_text(render_markdown(result))
     plot_compare(result, out / "compare.png")

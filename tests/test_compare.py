@@ -68,6 +68,25 @@ def test_resume_adds_seeds_and_methods_without_rerunning(one_seed, tmp_path):
         assert entry["seeds"][0] == before["methods"][key]["seeds"][0]
 
 
+def test_a_comparison_killed_in_its_first_run_resumes(tmp_path):
+    out = tmp_path / "c"
+
+    def killed(line):
+        if line.startswith("[1/"):
+            raise KeyboardInterrupt  # Ctrl-C as the first run starts: nothing of it has finished
+
+    with pytest.raises(KeyboardInterrupt):
+        compare(SMOKE + ["seeds=1", "methods=grid", f"out={out}"], say=killed)
+    result = compare([], resume=out, say=lambda *_: None)
+    assert [r["seed"] for r in result["methods"]["grid"]["seeds"]] == [0]
+
+
+def test_a_corrupt_comparison_file_gets_a_clear_error(tmp_path):
+    (tmp_path / "compare.json").write_text('{"task": "toy", "meth')
+    with pytest.raises(ConfigError, match="is not a comparison.*finished runs resume"):
+        compare([], resume=tmp_path, say=lambda *_: None)
+
+
 @pytest.mark.parametrize("words, message", [
     (["methods=tree,bogus"], "unknown method 'bogus'"),
     (["methods=tree:nobody"], "unknown manager 'nobody'"),
