@@ -127,8 +127,9 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
             if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
                 raise ValueError("no methods")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{out / RESULT} is not a comparison ({exc}); its runs are intact under {out}: start "
-                              f"the comparison again with its words and out={out}, and finished runs resume") from None
+            raise ConfigError(f"{out / RESULT} is not a comparison ({exc}); its runs under {out} are untouched: move "
+                              f"that file aside and start the comparison again with its words and out={out}; runs "
+                              f"already there resume instead of starting over") from None
         if overrides:
             raise ConfigError(f"resume keeps the task, options and budget of the comparison; it may only add "
                               f"methods= or seeds=; drop {sorted(overrides)}")

@@ -83,7 +83,7 @@ def test_a_comparison_killed_in_its_first_run_resumes(tmp_path):
 
 def test_a_corrupt_comparison_file_gets_a_clear_error(tmp_path):
     (tmp_path / "compare.json").write_text('{"task": "toy", "meth')
-    with pytest.raises(ConfigError, match="is not a comparison.*finished runs resume"):
+    with pytest.raises(ConfigError, match="is not a comparison.*move that file aside"):
         compare([], resume=tmp_path, say=lambda *_: None)
 
 
