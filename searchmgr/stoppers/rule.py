@@ -8,7 +8,7 @@ best's magnitude, stays worse than the best validation score
 of finished segments at the same depth. With ``stopper.reference=horizon`` the
 projection runs to the end of the schedule instead and is compared with the best
 complete schedule: a slow starter that is still improving is kept, a stalled one is not.
-With ``stopper.noise=true`` (the default) the allowance is at least sqrt(2) times the evaluation noise of the
+With ``stopper.noise=true`` the allowance is at least sqrt(2) times the evaluation noise of the
 objective pooled over the tree (``ctx.noise``), so a noisy metric does not prune on noise.
 """
 
