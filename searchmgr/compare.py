@@ -126,7 +126,7 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
             result = json.loads((out / RESULT).read_text())
             if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
                 raise ValueError("no methods")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ConfigError(f"{out / RESULT} is not a comparison ({exc}); its runs under {out} are untouched: move "
                               f"that file aside and start the comparison again with its words and out={out}; runs "
                               f"already there resume instead of starting over") from None
