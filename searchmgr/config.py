@@ -124,7 +124,7 @@ class StopperConfig(_Model):
     min_fraction: float = Field(0.4, ge=0, le=1, description="no stop before this fraction of a segment")
     window: int = Field(3, ge=2, description="evaluations the rule stopper fits its trend on")
     margin: float = Field(0.01, ge=0, description="noise allowance, relative to the best score")
-    noise: bool = Field(False, description="the rule stopper's allowance is at least sqrt(2) times the objective's "
+    noise: bool = Field(True, description="the rule stopper's allowance is at least sqrt(2) times the objective's "
                         "evaluation noise, estimated over the tree's trajectories (noisy metrics: fewer prunes on "
                         "noise; false: margin only)")
     scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "

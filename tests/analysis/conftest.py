@@ -7,6 +7,7 @@ def toy_run(tmp_path_factory):
     from searchmgr.search import explore
 
     out = tmp_path_factory.mktemp("analysis") / "toy"
-    # an evaluation every 5 steps: the rule stopper needs two before it judges, so the search prunes
-    explore(["task=toy", "preset=smoke", "seed=0", "eval_every=5", f"out={out}"])
+    # an evaluation every 5 steps: the rule stopper needs two before it judges; with the margin alone (no noise
+    # allowance) the search prunes, so the pruned markers and stop decisions are there to report on
+    explore(["task=toy", "preset=smoke", "seed=0", "eval_every=5", "stopper.noise=false", f"out={out}"])
     return out
