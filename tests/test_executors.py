@@ -93,6 +93,10 @@ def test_process_workers_train_at_once_and_survive_a_killed_worker(tmp_path):
     assert interrupted and "died" in interrupted[0]["message"]
     retried = interrupted[0]["node_id"]
     assert T.by_id(nodes)[retried].status.finished  # the interrupted node was trained again
+    # the death is seen while the other worker keeps the message queue busy: the node is retried (on a fresh
+    # worker) while the search goes on, not after the survivor has trained everything else alone
+    others = [n.finished_at for n in nodes if n.depth > 0 and n.id != retried]
+    assert T.by_id(nodes)[retried].started_at < max(others), "the dead worker was replaced only at the end"
     assert overlapping(nodes) >= 1, "two workers never trained at the same time"
     assert outcome.steps_used == T.steps_used(nodes) and outcome.best is not None
 

@@ -102,11 +102,16 @@ class ProcessExecutor(Executor):
 
     def wait(self, sink: EvalSink) -> list[Trained]:
         done: list[Trained] = []
+        next_reap = time.monotonic() + POLL_S
         while not done:
+            if time.monotonic() >= next_reap:  # on a clock, not on a quiet outbox: busy workers never let it rest
+                done += self._reap()
+                next_reap = time.monotonic() + POLL_S
+                if done:
+                    break
             try:
                 msg = self.outbox.get(timeout=POLL_S)
             except queue.Empty:
-                done += self._reap()
                 continue
             if msg[0] == "ready":
                 continue
