@@ -107,8 +107,7 @@ class ProcessExecutor(Executor):
             if time.monotonic() >= next_reap:  # on a clock, not on a quiet outbox: busy workers never let it rest
                 done += self._reap()
                 next_reap = time.monotonic() + POLL_S
-                if done:
-                    break
+                continue
             try:
                 msg = self.outbox.get(timeout=POLL_S)
             except queue.Empty:
