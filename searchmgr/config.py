@@ -74,6 +74,8 @@ class ManagerConfig(_Model):
                                  "(default: the openai client's, api.openai.com)")
     model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
     temperature: float = Field(0.2, ge=0, le=2, description="sampling temperature of the LLM")
+    kappa: float = Field(1.0, ge=0, le=10, description="model manager: exploration weight of its upper confidence "
+                         "bound (mean + kappa * sd of the predicted score)")
     max_tokens: int = Field(1024, ge=16, description="most tokens one answer may take")
     timeout_s: float = Field(60.0, gt=0, description="seconds before one request counts as timed out")
     max_retries: int = Field(2, ge=0, le=10, description="retries after a network error, timeout, 429 or 5xx")
@@ -130,10 +132,13 @@ class StopperConfig(_Model):
     scope: Literal["all", "final"] = Field("all", description="which segments the stopper may prune: all, or only "
                                            "those ending at the horizon (compared with the best complete schedule; "
                                            "no short-horizon bias against slow starters)")
-    reference: Literal["best", "median", "horizon"] = Field(
+    reference: Literal["best", "median", "horizon", "rank"] = Field(
         "best", description="what a segment is judged against: the best finished segment at its depth, the median "
-        "of the segments tried there (pruned ones where they stopped), or horizon: the best complete schedule, with "
-        "the segment's trend projected to the end of the schedule")
+        "of the segments tried there (pruned ones where they stopped), horizon: the best complete schedule, with "
+        "the segment's trend projected to the end of the schedule, or rank: its peers at its depth after as many "
+        "evaluations (stopped only when behind most of them and its curve cannot reach their quantile at the end)")
+    quantile: float = Field(0.5, gt=0, lt=1, description="stopper.reference=rank: a segment behind more than this "
+                            "share of its peers, whose projection misses this quantile of their final scores, stops")
     every_evals: int = Field(2, ge=1, description="the llm stopper asks at most every N evaluations of a segment")
     every_s: float = Field(0.0, ge=0, description="... and at most once per S seconds")
     asynchronous: bool = Field(True, description="the llm stopper asks in the background and applies the answer "

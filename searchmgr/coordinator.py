@@ -30,14 +30,14 @@ from searchmgr.commands import apply_commands
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate
 from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
-from searchmgr.managers import Manager, PathStep, ProposalContext, Sibling, manager_class
+from searchmgr.managers import Manager, Observation, PathStep, ProposalContext, Sibling, manager_class
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
 from searchmgr.rundir import checkpoint_ref
 from searchmgr.recorder import Recorder, Trace
 from searchmgr.repair import quarantine
 from searchmgr.rundir import RunLock
-from searchmgr.stoppers import StopContext, Stopper, stopper_class
+from searchmgr.stoppers import Peer, StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
 from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
@@ -63,6 +63,7 @@ class _Live:
     used_before: int
     reference_step: int | None  # where best_here was reached, when not at the node's end (stopper.reference=horizon)
     noise: float | None = None  # the objective's evaluation noise over the tree (stopper.noise)
+    peers: tuple[Peer, ...] = ()  # finished segments at its depth (stopper.reference=rank)
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     stopped_at: tuple[int, dict[str, float]] | None = None
     diverged: str | None = None  # why, at the first non-finite evaluation of the objective
@@ -185,7 +186,21 @@ class Coordinator:
             parent_recipe=parent.recipe, depth=parent.depth + 1, max_depth=self.config.max_depth,
             start_step=parent.end_step, end_step=parent.end_step + s,
             telemetry=summarize(history, self.task.objective), path=tuple(steps), siblings=tuple(siblings),
-            budget_left_steps=self.config.budget.steps - T.steps_used(nodes), seed=self.config.seed)
+            budget_left_steps=self.config.budget.steps - T.steps_used(nodes), seed=self.config.seed,
+            evidence=self.evidence(nodes), parent_utility=parent.utility)
+
+    def evidence(self, nodes: list[Node]) -> tuple[Observation, ...]:
+        """Every scored segment below the root (done or pruned where it stopped; diverged as None)."""
+        horizon = self.config.horizon
+        index = T.by_id(nodes)
+        out = []
+        for n in nodes:
+            scored = n.status in (NodeStatus.DONE, NodeStatus.PRUNED) and n.utility is not None
+            blown = n.status is NodeStatus.FAILED and (n.error or "").startswith("diverged")
+            if n.depth > 0 and (scored or blown):
+                out.append(Observation(n.recipe, (n.start_step + max(n.steps_trained, 1)) / horizon,
+                                       index[n.parent_id].utility, n.utility if scored else None))
+        return tuple(out)
 
     def _propose(self, parent: Node, nodes: list[Node]) -> tuple[dict, int, str] | None:
         """Ask the manager (then the fallback, if it is another one) until the verifier admits a child."""
@@ -229,9 +244,17 @@ class Coordinator:
             node, stopper, reference, best_all.val_score if best_all else None,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
             T.steps_used(nodes) - node.steps_trained, reference_step,
-            noise(list(self.store.series(objective.metric).values())) if stopper and cfg.stopper.noise else None)
+            noise(list(self.store.series(objective.metric).values())) if stopper and cfg.stopper.noise else None,
+            self.peers(node, nodes) if stopper and ref == "rank" else ())
         return Job(node.id, self.task_spec, node.recipe, segment, self.run_dir / parent.checkpoint,
                    parent.checkpoint_sha256, self.run_dir / checkpoint_ref(node.id), cfg.threads)
+
+    def peers(self, node: Node, nodes: list[Node]) -> tuple[Peer, ...]:
+        """The finished segments at ``node``'s depth with their curves (the rank stopper's comparables)."""
+        series = self.store.series(self.task.objective.metric)
+        return tuple(Peer(n.id, tuple(series.get(n.id, ())), n.val_score if n.status is NodeStatus.DONE else None)
+                     for n in nodes if n.depth == node.depth and n.id != node.id
+                     and n.status in (NodeStatus.DONE, NodeStatus.PRUNED))
 
     def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
         """Record one evaluation of a training node; True when its stopper prunes it here."""
@@ -249,7 +272,8 @@ class Coordinator:
             return False
         live.trajectory.append((step, metrics[objective.metric]))
         ctx = StopContext(node.id, node.depth, step, node.start_step, node.end_step, live.min_step, objective,
-                          tuple(live.trajectory), live.best_here, live.best_all, live.reference_step, live.noise)
+                          tuple(live.trajectory), live.best_here, live.best_all, live.reference_step, live.noise,
+                          live.peers)
         verdict = live.stopper.should_stop(ctx)
         stop = verdict.stop and step >= live.min_step
         if verdict.stop or verdict.record:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from searchmgr.registry import Registry
-from searchmgr.managers.base import Manager, ManagerError, PathStep, Proposal, ProposalContext, Sibling
+from searchmgr.managers.base import Manager, ManagerError, Observation, PathStep, Proposal, ProposalContext, Sibling
 
 REGISTRY = Registry("manager", {
     "heuristic": "searchmgr.managers.heuristic:HeuristicManager",
     "random": "searchmgr.managers.random:RandomManager",
+    "model": "searchmgr.managers.model:ModelManager",
     "openai": "searchmgr.managers.llm:LLMManager",
     "replay": "searchmgr.managers.replay:ReplayManager",
 })
@@ -21,5 +22,5 @@ def manager_class(name: str) -> type[Manager]:
     return REGISTRY.get(name)
 
 
-__all__ = ["Manager", "ManagerError", "PathStep", "Proposal", "ProposalContext", "Sibling", "REGISTRY", "manager_names",
+__all__ = ["Manager", "ManagerError", "Observation", "PathStep", "Proposal", "ProposalContext", "Sibling", "REGISTRY", "manager_names",
            "manager_class"]

@@ -70,6 +70,16 @@ class Sibling:
 
 
 @dataclass(frozen=True)
+class Observation:
+    """One scored segment of the run, as evidence for a model of which recipes help (``managers/model.py``)."""
+
+    recipe: Mapping[str, float]
+    progress: float  # where it was observed (its end, or where it was pruned) over the schedule's horizon
+    parent_utility: float | None  # the score of the state it started from (None: the untrained root)
+    utility: float | None  # the oriented score it reached; None: it diverged
+
+
+@dataclass(frozen=True)
 class ProposalContext:
     """Everything a manager may read about the parent it must extend."""
 
@@ -90,6 +100,8 @@ class ProposalContext:
     budget_left_steps: int
     seed: int
     extra: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[Observation, ...] = ()  # every scored segment of the run (read by the model manager)
+    parent_utility: float | None = None  # the parent's oriented score (None: the untrained root)
 
     def to_dict(self) -> dict:
         """The runtime context as stored in decision traces (and sent to LLMs)."""

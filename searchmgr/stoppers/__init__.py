@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from searchmgr.registry import Registry
-from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
+from searchmgr.stoppers.base import CONTINUE, Peer, StopContext, Stopper, StopVerdict
 
 REGISTRY = Registry("stopper", {
     "rule": "searchmgr.stoppers.rule:RuleStopper",
@@ -21,4 +21,4 @@ def stopper_class(name: str) -> type[Stopper]:
     return REGISTRY.get(name)
 
 
-__all__ = ["CONTINUE", "StopContext", "Stopper", "StopVerdict", "REGISTRY", "stopper_names", "stopper_class"]
+__all__ = ["Peer", "CONTINUE", "StopContext", "Stopper", "StopVerdict", "REGISTRY", "stopper_names", "stopper_class"]

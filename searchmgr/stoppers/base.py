@@ -14,6 +14,15 @@ from searchmgr.objective import Objective
 
 
 @dataclass(frozen=True)
+class Peer:
+    """A comparable segment: the same depth, finished (done, or pruned where it stopped)."""
+
+    node_id: int
+    values: tuple[float, ...]  # its evaluations of the objective in step order (the same offsets as this one's)
+    final: float | None  # its score at the segment's end; None when it was pruned before
+
+
+@dataclass(frozen=True)
 class StopContext:
     """The segment under training and what it has to beat."""
 
@@ -29,6 +38,7 @@ class StopContext:
     best_overall: float | None
     reference_step: int | None = None  # where the reference was reached, when not at end_step (stopper.reference)
     noise: float | None = None  # deviation of one evaluation, pooled over the tree's segments (stopper.noise)
+    peers: tuple[Peer, ...] = ()  # comparable segments (stopper.reference=rank)
 
     @property
     def judged_at(self) -> int:

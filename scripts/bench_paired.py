@@ -1,0 +1,87 @@
+"""Paired comparison over ``searchmgr compare`` folders: every method against a reference, seed by seed.
+
+    .venv/bin/python scripts/bench_paired.py runs/cmp/toy_2400 runs/cmp/toy_1200 --ref tree:random
+    .venv/bin/python scripts/bench_paired.py runs/cmp/toy_2400 --oracle 0.391
+
+For each folder prints, per method: mean ± standard error of the best complete schedule's validation score
+and of its test score over seeds, the number of seeds that completed a schedule, and the paired difference
+(method − reference, oriented so that positive is better) with its standard error over the seeds both
+completed. With ``--oracle`` (the best score any method reached at 10x the budget), also the fraction of the
+gap from the fixed recipe to the oracle that each method closes (the fixed recipe's score is read from the
+runs' stores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    if not xs:
+        return math.nan, math.nan
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, math.nan
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+
+
+def fixed_score(run: str) -> float | None:
+    """The fixed recipe's final validation score in one run (None when its path is not complete)."""
+    from searchmgr import tree as T
+    from searchmgr.store import TreeStore
+
+    store = TreeStore(Path(run) / "tree.db")
+    nodes = store.nodes(store.search()["id"])
+    path = T.fixed_path(nodes)
+    store.close()
+    depth = max(n.depth for n in nodes)
+    return path[-1].val_score if len(path) > 1 and path[-1].depth == depth else None
+
+
+def table(folder: Path, ref: str, oracle: float | None) -> str:
+    d = json.loads((folder / "compare.json").read_text())
+    sign = 1 if d["objective"]["direction"] == "maximize" else -1
+    methods = d["methods"]
+    by_seed = {m: {s["seed"]: s for s in v["seeds"] if s.get("complete", True) and s.get("best_val") is not None}
+               for m, v in methods.items()}
+    lines = [f"### {d['task']} — budget {d['budget_steps']} steps ({d['budget_steps'] / d['horizon']:.3g} horizons), "
+             f"{d['objective']['metric']} ({d['objective']['direction']}); paired against `{ref}`", "",
+             "| method | complete | val (mean ± se) | test (mean ± se) | paired Δ vs ref (± se) | per seed Δ |"
+             + (" gap closed |" if oracle is not None else ""),
+             "|---|---|---|---|---|---|" + ("---|" if oracle is not None else "")]
+    base = by_seed.get(ref, {})
+    fixed = [f for f in (fixed_score(s["run"]) for m in methods.values() for s in m["seeds"]
+                         if m is methods.get("tree")) if f is not None]
+    for m, seeds in by_seed.items():
+        vals = [s["best_val"] for s in seeds.values()]
+        tests = [s["test"] for s in seeds.values() if s.get("test") is not None]
+        common = sorted(set(seeds) & set(base))
+        deltas = [sign * (seeds[k]["best_val"] - base[k]["best_val"]) for k in common]
+        mv, sv = mean_se(vals)
+        mt, st = mean_se(tests)
+        md, sd = mean_se(deltas)
+        row = (f"| {m} | {len(seeds)}/{len(methods[m]['seeds'])} | {mv:.4g} ± {sv:.2g} | {mt:.4g} ± {st:.2g} | "
+               f"{md:+.4g} ± {sd:.2g} | {' '.join(f'{x:+.3g}' for x in deltas)} |")
+        if oracle is not None and fixed:
+            f0 = sum(fixed) / len(fixed)
+            row += f" {(mv - f0) / (oracle - f0):.0%} |" if oracle != f0 else " - |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("--ref", default="tree:random", help="the method every other is paired against")
+    ap.add_argument("--oracle", type=float, default=None, help="best score found at 10x the budget")
+    args = ap.parse_args()
+    for f in args.folders:
+        print(table(f, args.ref, args.oracle))
+        print()
+
+
+if __name__ == "__main__":
+    main()
