@@ -53,3 +53,49 @@ def synthetic_run(run_dir: Path, *, nodes: int = 1000, seed: int = 0, max_depth:
                 parents.append(store.node(n.id))
         store.add_event(sid, "stopped", "synthetic run written")
     return run_dir
+
+
+# id: (parent, source, status, val/loss); every status and source once, the fixed recipe's leaf the worst of the run
+SHOWCASE = {
+    1: (0, "fixed", NodeStatus.DONE, 0.50), 2: (1, "fixed", NodeStatus.DONE, 0.58), 3: (2, "fixed", NodeStatus.DONE, 0.62),
+    4: (0, "heuristic", NodeStatus.DONE, 0.40), 5: (0, "heuristic", NodeStatus.PRUNED, 0.55),
+    6: (0, "heuristic", NodeStatus.FAILED, None), 7: (4, "model", NodeStatus.DONE, 0.35),
+    8: (4, "human", NodeStatus.DONE, 0.38), 9: (4, "heuristic", NodeStatus.INTERRUPTED, None),
+    10: (7, "model", NodeStatus.DONE, 0.30), 11: (8, "heuristic", NodeStatus.RUNNING, None),
+    12: (7, "heuristic", NodeStatus.PENDING, None), 13: (8, "human", NodeStatus.PRUNED, 0.45),
+}
+
+
+def showcase_run(run_dir: Path) -> Path:
+    """A small toy-task run (max_depth 3) with every node status and source, for looking at the page and report."""
+    config, task = resolve(build_config({"task": "toy", "task_options": {"preset": "smoke"}, "out": str(run_dir),
+                                         "max_depth": 3}))
+    run_dir.mkdir(parents=True, exist_ok=False)
+    s = config.segment_steps
+    with TreeStore(run_dir / DB_NAME) as store, store.atomic():
+        sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
+                                  task.surface.fingerprint(), {"synthetic": True})
+        made = {0: store.add_node(sid, None, 0, 0, 0, task.base_recipe(), "root")}
+        store.start_node(made[0].id)
+        store.finish_node(made[0].id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
+                          steps_trained=0, checkpoint="none")
+        for key, (parent_key, source, status, val) in SHOWCASE.items():
+            p = made[parent_key]
+            recipe = dict(p.recipe) if source == "fixed" else {**p.recipe, "lr": p.recipe["lr"] * (1 + key / 20)}
+            n = made[key] = store.add_node(sid, p.id, p.depth + 1, p.end_step, p.end_step + s, recipe, source)
+            if status is NodeStatus.PENDING:
+                continue
+            store.start_node(n.id)
+            if val is not None:
+                store.add_metrics(n.id, n.end_step, {"train/loss": val * 0.8, "val/loss": val, "test/loss": val + 0.02},
+                                  s)
+            if status is NodeStatus.RUNNING:
+                continue
+            if status is NodeStatus.INTERRUPTED:
+                store.interrupt_running(sid, [n.id])
+                continue
+            store.finish_node(n.id, status, val_score=val, test_score=None if val is None else val + 0.02,
+                              utility=None if val is None else -val, steps_trained=s,
+                              checkpoint="synthetic" if status is NodeStatus.DONE else None)
+        store.add_event(sid, "stopped", "showcase run written")
+    return run_dir

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from searchmgr.serve import ServeSettings, start_service
-from searchmgr.serve.synthetic import synthetic_run
+from searchmgr.serve.synthetic import SHOWCASE, showcase_run, synthetic_run
 
 playwright = pytest.importorskip("playwright.sync_api", reason="needs the serve extra (playwright)")
 CHROMIUM = shutil.which("chromium")
@@ -126,3 +126,85 @@ def test_a_1000_node_tree_renders_in_under_a_second(browser, tmp_path):
         assert ms < 1000, f"drawing 1,000 nodes took {ms:.0f} ms"
     finally:
         service.stop()
+
+
+@pytest.fixture
+def showcase_page(browser, tmp_path):
+    """The page over a small hand-made run: every status and source, the fixed recipe's leaf the worst score."""
+    service = start_service([showcase_run(tmp_path / "showcase")], ServeSettings(port=0), echo=lambda _: None)
+    page = browser.new_page(viewport={"width": 1300, "height": 700}, bypass_csp=True)
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(service.url)
+    page.wait_for_function(f"document.querySelectorAll('#tree .node').length === {len(SHOWCASE) + 1}")
+    page.wait_for_function("document.getElementById('run-gain').textContent !== ''")
+    yield page
+    page.close()
+    service.stop()
+    assert not problems, problems
+
+
+def _hue(fill: str) -> int:
+    return int(re.match(r"hsl\((\d+),", fill).group(1))
+
+
+def test_colours_rank_nodes_over_the_whole_run(showcase_page):
+    scored = {int(g.get_attribute("data-id")): g for g in showcase_page.locator("#tree .node").all()}
+    fills = {i: g.locator(".mark").get_attribute("fill") for i, g in scored.items()}
+    vals = {i + 1: v for i, (_, _, _, v) in SHOWCASE.items() if v is not None}  # ids: the root is node 1
+    hues = {i: _hue(fills[i]) for i in vals}
+    worst, best = max(vals, key=vals.get), min(vals, key=vals.get)  # val/loss: lower is better
+    fixed_leaf = max(i for i, (_, src, _, _) in SHOWCASE.items() if src == "fixed") + 1
+    assert worst == fixed_leaf and hues[fixed_leaf] == 0 and hues[best] == 120  # red, whatever its depth holds
+    for a in vals:
+        for b in vals:
+            if vals[a] < vals[b]:
+                assert hues[a] > hues[b], (a, b, hues)
+    assert "whole run" in showcase_page.locator("#legend").inner_text()
+
+
+def test_legend_shapes_and_rings(showcase_page):
+    legend = showcase_page.locator("#legend").inner_text()
+    for word in ("pruned", "failed", "interrupted", "running", "pending", "human", "root", "best path"):
+        assert word in legend
+    ring = lambda sel: showcase_page.evaluate(f"getComputedStyle(document.querySelector({sel!r})).stroke")
+    pruned, best = ring("#tree .node.pruned .mark"), ring("#tree .edge.best")
+    assert pruned != best and pruned != ring("#tree .node.failed .mark")
+    human = showcase_page.locator("#tree .node[data-source=human] .mark").first
+    assert human.evaluate("e => e.tagName") == "rect"  # squares are people's children, as in the report's tree.png
+    assert showcase_page.locator("#tree .node[data-source=heuristic] rect").count() == 0
+
+
+def test_a_selected_node_keeps_its_status_ring(showcase_page):
+    sel = "#tree .node[data-status=pruned] .mark"
+    before = showcase_page.evaluate(f"getComputedStyle(document.querySelector({sel!r})).stroke")
+    showcase_page.click(sel)
+    showcase_page.wait_for_selector("#tree .node.selected.pruned .halo")
+    assert showcase_page.evaluate(f"getComputedStyle(document.querySelector({sel!r})).stroke") == before
+
+
+def test_edges_do_not_cross_labels(showcase_page):
+    hits = showcase_page.evaluate("""() => {
+      const boxes = [...document.querySelectorAll('#tree .label')].map(t => t.getBBox());
+      let hits = [];
+      for (const e of document.querySelectorAll('#tree .edge')) {
+        const L = e.getTotalLength();
+        for (let s = 0; s <= L; s += 1) {
+          const p = e.getPointAtLength(s);
+          for (const b of boxes) if (p.x > b.x && p.x < b.x + b.width && p.y > b.y && p.y < b.y + b.height) hits.push([p.x, p.y]);
+        }
+      }
+      return hits.length;
+    }""")
+    assert hits == 0
+
+
+def test_header_gain_in_the_objectives_direction(showcase_page):
+    # the showcase minimises val/loss: best 0.30 against the fixed recipe's 0.62
+    assert showcase_page.locator("#run-gain").inner_text() == \
+        "best 0.3 vs fixed 0.62: 0.32 lower, better (51.61% of |fixed|)"
+    gain = lambda b, f, d: showcase_page.evaluate(
+        f"gainText({{best: {{val_score: {b}}}, fixed: {{val_score: {f}}}, direction: '{d}'}})")
+    assert gain(-149, -320, "maximize") == "best -149 vs fixed -320: 171 higher, better (53.44% of |fixed|)"
+    assert gain(-650, -320, "maximize") == "best -650 vs fixed -320: 330 lower, worse (103.1% of |fixed|)"
+    assert gain(0.5, 0, "maximize") == "best 0.5 vs fixed 0: 0.5 higher, better"

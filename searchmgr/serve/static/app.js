@@ -104,6 +104,7 @@ function showSummary() {
   $("pause").disabled = !s.accepts.includes("pause");
   $("resume").disabled = !s.accepts.includes("resume");
   $("stop").disabled = !s.accepts.includes("stop");
+  text($("run-gain"), gainText(s));
 }
 
 function layout() {
@@ -129,23 +130,43 @@ function layout() {
 
 function colour(n, rank) {
   if (!rank.has(n.id)) return "#ccc";
-  return `hsl(${Math.round(120 * rank.get(n.id))}, 65%, 47%)`;  // green best, red worst of its depth
+  return `hsl(${Math.round(120 * rank.get(n.id))}, 65%, 47%)`;  // green best, red worst of the whole run
 }
 
-function ranks() {  // each scored node's rank among the nodes of its depth (segments that ended at the same step)
-  const byDepth = new Map();
-  for (const n of S.nodes.values()) {
-    if (n.utility === null || n.utility === undefined) continue;
-    if (!byDepth.has(n.depth)) byDepth.set(n.depth, []);
-    byDepth.get(n.depth).push(n);
-  }
+function ranks() {  // each scored node's rank among all scored nodes of the run: 0 worst, 1 best
+  const list = [...S.nodes.values()].filter(n => n.utility !== null && n.utility !== undefined);
+  list.sort((a, b) => a.utility - b.utility);
   const rank = new Map();
-  for (const list of byDepth.values()) {
-    list.sort((a, b) => a.utility - b.utility);
-    list.forEach((n, i) => rank.set(n.id, list.length > 1 ? i / (list.length - 1) : 1));
+  let i = 0;
+  while (i < list.length) {  // ties share one rank
+    let j = i;
+    while (j + 1 < list.length && list[j + 1].utility === list[i].utility) j++;
+    const r = list.length > 1 ? ((i + j) / 2) / (list.length - 1) : 1;
+    for (let k = i; k <= j; k++) rank.set(list[k].id, r);
+    i = j + 1;
   }
   return rank;
 }
+
+// the best schedule against the fixed recipe, in the objective's own direction (a return may be negative)
+function gainText(s) {
+  if (!s.best || !s.fixed || s.best.val_score === null || s.fixed.val_score === null) return "";
+  const b = s.best.val_score, f = s.fixed.val_score, diff = b - f;
+  if (diff === 0) return `best ${fmt(b)} = fixed ${fmt(f)}: no gain over the fixed recipe`;
+  const better = (s.direction === "minimize") === (diff < 0);
+  const rel = f !== 0 ? ` (${fmt(100 * Math.abs(diff) / Math.abs(f))}% of |fixed|)` : "";
+  return `best ${fmt(b)} vs fixed ${fmt(f)}: ${fmt(Math.abs(diff))} ${diff < 0 ? "lower" : "higher"}, ` +
+         `${better ? "better" : "worse"}${rel}`;
+}
+
+function nodeMark(n, x, y, fill, g) {  // shape = who made the node (as in the report's tree.png)
+  if (n.source === "human") return svgEl("rect", {class: "mark", x: x - 6, y: y - 6, width: 12, height: 12, fill}, g);
+  if (n.parent_id === null) return svgEl("path", {class: "mark", d: `M${x},${y - 7} L${x + 7},${y} L${x},${y + 7} L${x - 7},${y} Z`, fill}, g);
+  return svgEl("circle", {class: "mark", cx: x, cy: y, r: 6, fill}, g);
+}
+
+const LABEL_CHAR_PX = 5.4;  // width of one 9px label character, to start edges after a label
+function nodeLabel(n) { return `${n.id}${n.val_score !== null ? " " + fmt(n.val_score) : ""}`; }
 
 function renderTree() {
   const t0 = performance.now();
@@ -165,20 +186,20 @@ function renderTree() {
   for (const n of S.nodes.values()) {
     if (!pos.has(n.id)) continue;
     const p = S.nodes.get(n.parent_id);
-    if (p && pos.has(p.id)) {
+    if (p && pos.has(p.id)) {  // from the end of the parent's label to the child's mark: no edge crosses a label
       const cls = best.has(n.id) ? "edge best" : fixed.has(n.id) ? "edge fixed" : "edge";
-      const mx = (x(p) + x(n)) / 2;
-      svgEl("path", {class: cls, d: `M${x(p)},${y(p)} C${mx},${y(p)} ${mx},${y(n)} ${x(n)},${y(n)}`}, edges);
+      const x0 = Math.min(x(p) + 12 + LABEL_CHAR_PX * nodeLabel(p).length, x(n) - 30), x1 = x(n) - 7;
+      const mx = (x0 + x1) / 2;
+      svgEl("path", {class: cls, d: `M${x0},${y(p)} C${mx},${y(p)} ${mx},${y(n)} ${x1},${y(n)}`}, edges);
     }
     const g = svgEl("g", {class: `node ${n.status}${n.id === S.selected ? " selected" : ""}`, "data-id": n.id,
                           "data-status": n.status, "data-source": n.source}, marks);
     const fill = n.status === "pending" ? "#fff" : colour(n, rank);
-    if (n.source === "human") svgEl("rect", {class: "mark", x: x(n) - 6, y: y(n) - 6, width: 12, height: 12, fill}, g);
-    else svgEl("circle", {class: "mark", cx: x(n), cy: y(n), r: 6, fill}, g);
+    if (n.id === S.selected) svgEl("circle", {class: "halo", cx: x(n), cy: y(n), r: 10}, g);  // besides its ring
+    nodeMark(n, x(n), y(n), fill, g).setAttribute("data-fill", fill);
     svgEl("title", {}, g).textContent =
       `node ${n.id} · ${n.status} · ${n.source} · ${S.summary.metric}=${fmt(n.val_score)} · steps ${n.start_step}-${n.end_step}`;
-    svgEl("text", {class: "label", x: x(n) + 9, y: y(n) + 3}, g).textContent =
-      `${n.id}${n.val_score !== null ? " " + fmt(n.val_score) : ""}`;
+    svgEl("text", {class: "label", x: x(n) + 9, y: y(n) + 3}, g).textContent = nodeLabel(n);
   }
   clear(svg);
   svg.appendChild(frag);
