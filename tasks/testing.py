@@ -5,17 +5,24 @@
     def test_my_task_keeps_the_contract():
         check_task(MyTask(MyTask.Options(preset="smoke")))
 
-It trains a few short segments on the CPU, so give it a small preset.
+It trains a few short segments on the CPU, so give it a small preset. It also trains one
+short segment with each knob at its low and at its high bound and fails for a knob whose
+change leaves training bit-identical (:func:`check_knobs`; ``searchmgr check TASK``).
 """
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import io
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
+import numpy as np
 import torch
 
+from searchmgr.surface import Knob, RecipeError, Role
 from searchmgr.tasks import Task, load_task, reference_of
 from searchmgr.tasks.base import Segment, SegmentResult
 from searchmgr.tasks.contract import CheckedTask
@@ -30,7 +37,7 @@ def _roundtrip(state: dict) -> dict:
     buf = io.BytesIO()
     torch.save(state, buf)
     buf.seek(0)
-    return torch.load(buf, weights_only=False)
+    return torch.load(buf, weights_only=False, map_location="cpu")
 
 
 def _same(a: dict[str, float], b: dict[str, float], rtol: float) -> list[str]:
@@ -38,7 +45,12 @@ def _same(a: dict[str, float], b: dict[str, float], rtol: float) -> list[str]:
                                             or (math.isnan(a[k]) and math.isnan(b[k])))]
 
 
-def check_task(task: Task, *, seed: int = 0, steps: int | None = None, rtol: float = 1e-6) -> dict[str, Any]:
+def _checked(task: Task) -> Task:
+    return task if isinstance(task, CheckedTask) else load_task(reference_of(task), instance=task)
+
+
+def check_task(task: Task, *, seed: int = 0, steps: int | None = None, rtol: float = 1e-6,
+               knobs: bool = True) -> dict[str, Any]:
     """Check ``task`` against the contract; raise :class:`TaskCheckFailed` (or a ``TaskError``) on a breach.
 
     Checks that its declarations hold (names, namespaced objective, the base recipe in
@@ -46,10 +58,11 @@ def check_task(task: Task, *, seed: int = 0, steps: int | None = None, rtol: flo
     that a segment run to its end reports the test metric at its last evaluation and
     trains exactly its steps, that two segments of ``steps`` resumed through a
     ``torch.save`` round trip end exactly (to ``rtol``) like one segment of ``2 * steps``,
-    and that a segment stopped at its first evaluation returns what it has.
-    ``steps`` defaults to the preset's ``eval_every``. Returns the metrics it saw.
+    that a segment stopped at its first evaluation returns what it has, and (``knobs``) that
+    every knob acts (:func:`check_knobs`). ``steps`` defaults to the preset's ``eval_every``.
+    Returns the metrics it saw and the knob checks.
     """
-    checked = task if isinstance(task, CheckedTask) else load_task(reference_of(task), instance=task)
+    checked = _checked(task)
     n = steps or checked.search_defaults().eval_every
     recipe = checked.base_recipe()
     horizon = 2 * n
@@ -80,7 +93,112 @@ def check_task(task: Task, *, seed: int = 0, steps: int | None = None, rtol: flo
           f"(stopped={stopped.stopped}, {len(seen)} evaluations); return SegmentResult(..., stopped=True) at once")
     _need(stopped.steps_done == n, f"a segment stopped at step {n} reported steps_done={stopped.steps_done}")
     _need(stopped.metrics == seen[0], "a stopped segment must return the metrics of its last evaluation")
-    return {"long": long.metrics, "resumed": second.metrics, "evaluations": evals}
+    found = check_knobs(checked, seed=seed, steps=n) if knobs else []
+    inert = [k for k in found if k.verdict is KnobVerdict.INERT]
+    _need(not inert, "knobs that change nothing: " + "; ".join(k.line() for k in inert))
+    return {"long": long.metrics, "resumed": second.metrics, "evaluations": evals, "knobs": found}
+
+
+# -- knobs that act ------------------------------------------------------------------------
+class KnobVerdict(str, enum.Enum):
+    ACTS = "acts"  # training at the low and at the high bound differed
+    INERT = "inert"  # bit-identical: the knob changes nothing
+    SKIPPED = "skipped"  # a bound breaks a constraint with the base recipe's other values
+
+
+@dataclass(frozen=True)
+class KnobCheck:
+    """What one knob did to one short segment at its low and at its high bound."""
+
+    knob: str
+    low: float
+    high: float
+    verdict: KnobVerdict
+    changed: tuple[str, ...] = ()  # a few of what differed (checkpoint entries, val/test metrics)
+    cause: str = ""  # for an inert or skipped knob: the likely cause and the fix
+
+    def line(self) -> str:
+        head = f"{self.knob} [{self.low:g} .. {self.high:g}]: {self.verdict.value}"
+        if self.verdict is KnobVerdict.ACTS:
+            return f"{head} ({', '.join(self.changed)} differ)"
+        return f"{head}: {self.cause}"
+
+
+def likely_cause(knob: Knob) -> str:
+    """Why a knob whose bounds train bit-identically most likely does nothing, and where to apply it."""
+    where = {
+        Role.OPTIMIZER: "set it in optimizer.param_groups after optimizer.load_state_dict (loading restores the "
+                        "parent's values) and before every step that uses it",
+        Role.REGULARIZATION: "set it where the model reads it each step; a module that reads a plain float "
+                             "(e.g. attention's dropout probability kept from its config) is not changed by setting "
+                             "nn.Dropout.p, and model.eval() during training switches dropout off",
+    }.get(knob.role, "use it where the loss, reward or sampling reads it each step")
+    return (f"training was bit-identical with {knob.name}={knob.low:g} and {knob.name}={knob.high:g}, so the knob "
+            f"is read once at init (or in a constructor) or never applied; {where}. If it only acts on rare events "
+            "this short segment did not meet, check a longer one (steps=N)")
+
+
+def _leaves(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """The tensors, arrays and byte strings in a checkpoint, by path (plain numbers are left out: a task may
+    store the recipe it applied)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, f"{path}[{i}]")
+    elif isinstance(obj, (torch.Tensor, np.ndarray, bytes, bytearray)):
+        yield path, obj
+
+
+def _digest(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() + f"{t.dtype}{tuple(t.shape)}".encode()
+    elif isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value).tobytes() + f"{value.dtype}{value.shape}".encode()
+    else:
+        data = bytes(value)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fingerprint(result: SegmentResult) -> dict[str, Any]:
+    """What training produced: the checkpoint's tensors, arrays and bytes, and the val/ and test/ metrics
+    (train/ and hp/ metrics may echo the recipe without it acting)."""
+    out: dict[str, Any] = {f"checkpoint {p}": _digest(v) for p, v in _leaves(result.checkpoint or {})}
+    for k, v in result.metrics.items():
+        if k.startswith(("val/", "test/")):
+            out[k] = "nan" if math.isnan(v) else v
+    return out
+
+
+def check_knobs(task: Task, *, seed: int = 0, steps: int | None = None) -> list[KnobCheck]:
+    """Train one segment of ``steps`` (default: the preset's ``eval_every``) from the root with each knob at
+    its low and at its high bound (the other knobs at the base recipe) and say, per knob, whether training
+    changed. A knob is *inert* when both runs end bit-identical: the same checkpoint tensors, arrays and
+    bytes, and the same val/ and test/ metrics."""
+    checked = _checked(task)
+    n = steps or checked.search_defaults().eval_every
+    surface, base = checked.surface, checked.base_recipe()
+    root = _roundtrip(checked.init(seed))
+    found = []
+    for knob in surface.knobs:
+        prints = []
+        for value in (knob.low, knob.high):
+            try:
+                recipe = surface.check({**base, knob.name: int(value) if knob.integer else value})
+            except RecipeError as e:
+                found.append(KnobCheck(knob.name, knob.low, knob.high, KnobVerdict.SKIPPED,
+                                       cause=f"the base recipe with {knob.name}={value:g} is not admissible ({e})"))
+                break
+            result = checked.train_segment(_roundtrip(root), recipe, Segment(0, n, 2 * n, n), lambda s, m: False)
+            prints.append(_fingerprint(result))
+        else:
+            changed = sorted(k for k in prints[0].keys() | prints[1].keys() if prints[0].get(k) != prints[1].get(k))
+            verdict = KnobVerdict.ACTS if changed else KnobVerdict.INERT
+            found.append(KnobCheck(knob.name, knob.low, knob.high, verdict, tuple(changed[:3]),
+                                   "" if changed else likely_cause(knob)))
+    return found
 
 
 def _need(ok: bool, message: str) -> None:
@@ -88,4 +206,4 @@ def _need(ok: bool, message: str) -> None:
         raise TaskCheckFailed(message)
 
 
-__all__ = ["TaskCheckFailed", "check_task"]
+__all__ = ["KnobCheck", "KnobVerdict", "TaskCheckFailed", "check_knobs", "check_task", "likely_cause"]
