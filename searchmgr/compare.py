@@ -2,7 +2,7 @@
 
 Methods: ``tree`` (the UCT search with the heuristic manager; ``tree:MANAGER`` for another
 manager), and the baselines ``grid``, ``random``, ``tpe`` (Optuna) and ``pbt``
-(:mod:`searchmgr.baselines`). Each (method, seed) is an ordinary run directory
+(:mod:`searchmgr.policies`). Each (method, seed) is an ordinary run directory
 ``OUT/METHOD/seedK`` (``:`` becomes ``-``), so ``show``, ``report``, ``export`` and
 ``replay`` work on every method's best schedule. ``compare.json`` is rewritten after
 every run; ``--resume`` skips finished runs, resumes interrupted ones, and may add seeds

@@ -1,6 +1,6 @@
 """The coordinator: ask for the next node, tell it the result; the only writer of the tree.
 
-* :meth:`Coordinator.ask` plans (:func:`searchmgr.policy.plan` over a snapshot of the
+* :meth:`Coordinator.ask` plans (:mod:`searchmgr.policies` over a snapshot of the
   store, counting in-flight nodes), proposes (the manager, then the fallback),
   verifies, and inserts a pending node.
 * :meth:`Coordinator.evaluated` records one evaluation of a training node and asks that
@@ -22,7 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchmgr import policy, retention
+from searchmgr import policies as policy
+from searchmgr import retention
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts

@@ -1,7 +1,7 @@
 """Which checkpoints to keep (``checkpoints.keep``), as a pure function of a snapshot of the tree.
 
 ``expandable`` (default) keeps every checkpoint the policy may still branch from
-(:meth:`searchmgr.policy.Policy.may_expand`: for UCT a finished segment above the horizon
+(:meth:`searchmgr.policies.Policy.may_expand`: for UCT a finished segment above the horizon
 that is not closed; for chains and PBT only the current tips) plus the tips of the best and
 fixed paths (the models a user exports) and the parents of unfinished nodes. Everything
 else is deleted: with a large model and hundreds of nodes, full checkpoints of every

@@ -5,7 +5,7 @@ reads the tree from it and writes every result back in one transaction, so a kil
 process loses at most the segments that were running, and :func:`resume_run` continues
 where it stopped. Every search first grows the fixed path (the base recipe held for
 every segment) to the full horizon, so it measures itself against its own fixed
-baseline; then UCT with virtual-child expansion decides (:mod:`searchmgr.policy`).
+baseline; then UCT with virtual-child expansion decides (:mod:`searchmgr.policies`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from searchmgr import policy, retention
+from searchmgr import policies, retention
 from searchmgr.objective import Direction, Objective
 from searchmgr.store import Node, NodeStatus
 
@@ -26,36 +26,37 @@ def tree():
 
 def test_unfinished_nodes_come_first_unless_in_flight():
     nodes = tree() + [node(5, 1, 1, NodeStatus.INTERRUPTED, "heuristic", recipe={"lr": 2.0})]
-    assert policy.plan(nodes, c=0.5, k_max=3, max_depth=2) == policy.Retry(5)
-    assert not isinstance(policy.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={5}), policy.Retry)
+    assert policies.plan(nodes, c=0.5, k_max=3, max_depth=2) == policies.Retry(5)
+    assert not isinstance(policies.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={5}), policies.Retry)
 
 
 def test_the_fixed_path_grows_first():
     nodes = tree()[:2]
-    assert policy.plan(nodes, c=0.5, k_max=3, max_depth=2) == policy.Grow(2, R, "fixed", "fixed baseline: hold the base recipe")
+    assert policies.plan(nodes, c=0.5, k_max=3, max_depth=2) == policies.Grow(2, R, "fixed",
+                                                                              "fixed baseline: hold the base recipe")
     # while the fixed tip trains, other workers expand with UCT instead of idling
     nodes = nodes + [node(3, 2, 2, NodeStatus.RUNNING, ckpt=False)]
-    assert isinstance(policy.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={3}), policy.Expand)
+    assert isinstance(policies.plan(nodes, c=0.5, k_max=3, max_depth=2, in_flight={3}), policies.Expand)
 
 
 def test_wait_while_in_flight_nodes_may_open_room_then_exhausted():
     nodes = tree()
-    full = policy.plan(nodes, c=0.5, k_max=2, max_depth=2, closed={1})  # root closed, node 2 has k_max children
-    assert full == policy.Exhausted("tree exhausted (every node has k_max children or reached max_depth)")
+    full = policies.plan(nodes, c=0.5, k_max=2, max_depth=2, closed={1})  # root closed, node 2 has k_max children
+    assert full == policies.Exhausted("tree exhausted (every node has k_max children or reached max_depth)")
     nodes = nodes + [node(5, 1, 1, NodeStatus.RUNNING, "heuristic", recipe={"lr": 2.0}, ckpt=False)]
-    assert isinstance(policy.plan(nodes, c=0.5, k_max=2, max_depth=2, in_flight={5}, closed={1}), policy.Wait)
+    assert isinstance(policies.plan(nodes, c=0.5, k_max=2, max_depth=2, in_flight={5}, closed={1}), policies.Wait)
 
 
 def test_view_counts_in_flight_nodes_as_pending_visits_of_their_ancestors():
     nodes = tree() + [node(5, 2, 2, NodeStatus.RUNNING, "heuristic", recipe={"lr": 2.0}, ckpt=False)]
-    v = policy.view(nodes, in_flight={5})
+    v = policies.view(nodes, in_flight={5})
     assert [v.nodes[i].pending for i in (1, 2, 3, 4, 5)] == [1, 1, 0, 0, 1]
     assert not v.nodes[5].expandable and v.nodes[2].expandable
-    assert not policy.view(nodes, closed={2}).nodes[2].expandable
+    assert not policies.view(nodes, closed={2}).nodes[2].expandable
 
 
 def doomed(nodes, keep="expandable", closed=frozenset(), in_flight=frozenset()):
-    uct = policy.UCTPolicy(c=0.5, k_max=3, max_depth=2)
+    uct = policies.UCTPolicy(c=0.5, k_max=3, max_depth=2)
     return [n.id for n in retention.doomed(nodes, keep=keep, objective=OBJ, max_depth=2, in_flight=in_flight,
                                            may_expand=lambda n: uct.may_expand(n, nodes, closed))]
 
@@ -83,11 +84,11 @@ def test_start_anywhere_spreads_root_children_over_the_surface(tmp_path):
              f"out={out}"])
     with TreeStore(out / "tree.db") as s:
         nodes = s.nodes(1)
-    starts = [n for n in nodes if n.source == policy.START]
+    starts = [n for n in nodes if n.source == policies.START]
     assert len(starts) >= 2 and all(n.depth == 1 for n in starts)
     # far beyond one bounded step from the base recipe (dropout may move 0.1 per step): the whole range is open
     assert max(n.recipe["dropout"] for n in starts) > 0.2
-    assert all(n.source != policy.START for n in nodes if n.depth > 1)
+    assert all(n.source != policies.START for n in nodes if n.depth > 1)
 
 
 def test_widening_spends_the_budget_where_a_fixed_k_max_exhausts_the_tree(tmp_path):
@@ -124,25 +125,25 @@ def chain_tree():
 def test_finish_holds_a_leader_to_the_horizon_when_the_budget_left_just_pays_for_it():
     nodes = chain_tree()
     kw = dict(max_depth=3, segment_steps=10)
-    end = policy.finish(nodes, budget_left=25, **kw)  # node 5 needs 20 steps; 25 - 20 < one segment
-    assert end is not None and (end.parent, end.recipe, end.source) == (5, {"lr": 0.3}, policy.FINISH)
-    assert policy.finish(nodes, budget_left=30, **kw) is None  # a segment more is left: keep searching
-    assert policy.finish(nodes, budget_left=15, **kw) is None  # too late to finish it
-    assert policy.finish(nodes, budget_left=25, in_flight={5}, **kw) is None
-    assert policy.finish(nodes, budget_left=25, closed={5}, **kw) is None
+    end = policies.finish(nodes, budget_left=25, **kw)  # node 5 needs 20 steps; 25 - 20 < one segment
+    assert end is not None and (end.parent, end.recipe, end.source) == (5, {"lr": 0.3}, policies.FINISH)
+    assert policies.finish(nodes, budget_left=30, **kw) is None  # a segment more is left: keep searching
+    assert policies.finish(nodes, budget_left=15, **kw) is None  # too late to finish it
+    assert policies.finish(nodes, budget_left=25, in_flight={5}, **kw) is None
+    assert policies.finish(nodes, budget_left=25, closed={5}, **kw) is None
     # once its hold child is there, that child is the one to continue (it leads at depth 2)
     nodes += [node(7, 5, 2, source="finish", val=0.7, recipe={"lr": 0.3})]
-    assert policy.finish(nodes, budget_left=15, **kw).parent == 7
+    assert policies.finish(nodes, budget_left=15, **kw).parent == 7
     # a trailing chain is never finished, nor is anything before a schedule is complete
-    assert policy.finish(chain_tree()[:4] + [chain_tree()[5]], budget_left=25, **kw) is None
-    assert policy.finish(chain_tree()[:3] + chain_tree()[4:], budget_left=25, **kw) is None
+    assert policies.finish(chain_tree()[:4] + [chain_tree()[5]], budget_left=25, **kw) is None
+    assert policies.finish(chain_tree()[:3] + chain_tree()[4:], budget_left=25, **kw) is None
 
 
 def test_finish_segments_are_not_pruned_and_the_uct_policy_plans_them():
-    uct = policy.UCTPolicy(c=0.5, k_max=3, max_depth=3, segment_steps=10, finish=True)
+    uct = policies.UCTPolicy(c=0.5, k_max=3, max_depth=3, segment_steps=10, finish=True)
     nodes = chain_tree()
     step = uct.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=25)
-    assert isinstance(step, policy.Grow) and step.parent == 5
+    assert isinstance(step, policies.Grow) and step.parent == 5
     assert uct.stopper(node(7, 5, 2, source="finish"), lambda: "rule") is None
     assert uct.stopper(node(7, 5, 2, source="heuristic"), lambda: "rule") == "rule"
 
@@ -153,3 +154,41 @@ def test_median_at_depth_counts_pruned_segments_where_they_stopped():
     nodes = chain_tree() + [node(8, 1, 1, NodeStatus.PRUNED, "start", val=2.0, recipe={"lr": 9.0})]
     assert T.best_at_depth(nodes, OBJ, 1) == 0.8
     assert T.median_at_depth(nodes, OBJ, 1) == (1.0 + 1.2) / 2  # of 0.8, 1.0, 1.2 and the pruned 2.0
+
+
+def test_each_uct_rule_changes_only_the_plan_it_names():
+    from searchmgr.policies import uct as U
+
+    nodes = tree()  # root 1, fixed 2 -> 3, searched child 4 of 2 (lr 0.5); node 2 already has a same-recipe child
+    snap = U.Snapshot(nodes, budget_left=100)
+    sel = U.Select(c=0.5, k_max=3, max_depth=2)(snap)
+    assert isinstance(sel, policies.Expand)
+    at = lambda parent: policies.Expand(parent, sel.selection)  # noqa: E731
+    wait = policies.Wait("busy")
+    # hold-first: an Expand of a non-root parent without a same-recipe child becomes a hold child
+    lone = nodes[:2] + [node(4, 2, 2, source="heuristic", val=0.9, recipe={"lr": 0.5})]
+    assert U.HoldFirst()(at(2), U.Snapshot(lone)) == policies.Grow(2, R, U.HOLD, "hold first: continue the "
+                                                                   "parent's recipe unchanged")
+    assert U.HoldFirst()(at(2), snap) == at(2)  # node 3 already holds node 2's recipe
+    assert U.HoldFirst()(at(1), snap) == at(1) and U.HoldFirst()(wait, snap) is wait
+    # first starts: every Expand goes to the root until that many start points exist
+    assert U.FirstStarts(1)(at(2), snap) == at(1)
+    assert U.FirstStarts(0)(at(2), snap) == at(2) and U.FirstStarts(1)(wait, snap) is wait
+    # widening: Exhausted is planned again without k_max while the budget pays for a segment
+    tight = U.Select(c=0.5, k_max=1, max_depth=2)  # the root and node 2 already have k_max children
+    done = tight(U.Snapshot(nodes))
+    assert isinstance(done, policies.Exhausted)
+    assert isinstance(U.Widen(tight, 10)(done, U.Snapshot(nodes, budget_left=10)), policies.Expand)
+    assert U.Widen(tight, 10)(done, U.Snapshot(nodes, budget_left=9)) is done
+    # the finish rule leaves a plan alone when no schedule is complete
+    assert U.Finish(max_depth=3, segment_steps=10)(at(2), snap) == at(2)
+
+
+def test_the_config_switches_rules_on_in_their_order():
+    from searchmgr.policies import uct as U
+
+    names = lambda **kw: [type(r).__name__ for r in U.UCTPolicy(c=0.5, k_max=3, max_depth=2, **kw).rules]  # noqa
+    assert names() == []
+    assert names(start="anywhere", hold_first=True, widen=1.0, finish=True) == [
+        "FirstStarts", "Widen", "Finish", "HoldFirst", "StartDesign"]
+    assert names(hold_first=True) == ["HoldFirst"]
