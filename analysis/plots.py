@@ -9,6 +9,8 @@ Artists carry ``gid`` tags so tests and callers can find what was drawn:
 from __future__ import annotations
 
 import math
+from collections import Counter
+from dataclasses import dataclass
 from typing import Sequence
 
 import matplotlib
@@ -19,11 +21,14 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.colors import ListedColormap, Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.markers import MarkerStyle  # noqa: E402
+from matplotlib.path import Path  # noqa: E402
 
 from searchmgr import tree as T  # noqa: E402
 from searchmgr.analysis.classify import Analysis, Label, Verdict  # noqa: E402
+from searchmgr.analysis.gains import improvement  # noqa: E402
 from searchmgr.analysis.run import RunData  # noqa: E402
-from searchmgr.analysis.trajectories import curve, segments, step_function, train_key  # noqa: E402
+from searchmgr.analysis.trajectories import curve, segments, step_function, telemetry_keys, train_key  # noqa: E402
 from searchmgr.store import Node, NodeStatus  # noqa: E402
 from searchmgr.surface import Scale  # noqa: E402
 from searchmgr.tasks import Direction  # noqa: E402
@@ -54,6 +59,34 @@ def tree_layout(nodes: Sequence[Node]) -> dict[int, tuple[float, float]]:
     return pos
 
 
+@dataclass(frozen=True)
+class Ring:
+    """How a status is drawn: the marker's edge (and its fill when the status has no score)."""
+
+    colour: str
+    width: float
+    style: str = "solid"
+    fill: str = "#bdbdbd"
+
+
+# the page's colours (serve/static/style.css): pruned purple (never the best path's orange), failed red
+RINGS = {NodeStatus.DONE: Ring("black", 0.6), NodeStatus.PRUNED: Ring("#8e24aa", 2.0),
+         NodeStatus.FAILED: Ring("#b00020", 2.0), NodeStatus.RUNNING: Ring("#0a66ff", 2.0, fill="white"),
+         NodeStatus.PENDING: Ring("#777777", 1.2, "--", "white"), NodeStatus.INTERRUPTED: Ring("#777777", 1.2, ":")}
+SCORED = (NodeStatus.DONE, NodeStatus.PRUNED)
+HUMAN = "human"
+
+
+def _marker_path(marker: str) -> Path:
+    m = MarkerStyle(marker)
+    return m.get_path().transformed(m.get_transform())
+
+
+def _status_counts(nodes: Sequence[Node]) -> list[tuple[NodeStatus, str]]:
+    counts = Counter(n.status for n in nodes if n.depth > 0)
+    return [(st, f"{st.value} ({counts[st]})") for st in NodeStatus if counts[st]]
+
+
 def _cmap(run: RunData) -> str:
     return "viridis_r" if run.objective.direction is Direction.MINIMIZE else "viridis"
 
@@ -76,42 +109,37 @@ def plot_tree(run: RunData) -> Figure:
         if len(path) > 1:
             xs, ys = zip(*(pos[n.id] for n in path))
             ax.plot(xs, ys, style, color=colour, lw=lw, alpha=alpha, zorder=z, gid=gid, label=label)
-    # nodes
+    # nodes: the fill is the score, the ring the status, the shape who made it (as on the page)
     # colour scale from finished segments (a pruned segment's score is partial; it is clipped to this range)
     finite = [n for n in nodes if n.val_score is not None and math.isfinite(n.val_score) and n.depth > 0]
     done_scores = [n.val_score for n in finite if n.status is NodeStatus.DONE]
     scores = done_scores if len(set(done_scores)) > 1 else [n.val_score for n in finite]
     norm = Normalize(min(scores), max(scores)) if scores else Normalize(0, 1)
-    cmap = _cmap(run)
-    styles = {NodeStatus.DONE: dict(marker="o", s=70, edgecolors="black", linewidths=0.6),
-              NodeStatus.PRUNED: dict(marker="s", s=55, edgecolors="#7f7f7f", linewidths=1.2, alpha=0.75),
-              NodeStatus.FAILED: dict(marker="X", s=90, color="#d62728")}
     mappable = None
     for status in NodeStatus:
         group = [n for n in nodes if n.status is status and n.depth > 0]
         if not group:
             continue
-        xs = [pos[n.id][0] for n in group]
-        ys = [pos[n.id][1] for n in group]
-        name = f"{status.value} ({len(group)})"
-        if status is NodeStatus.FAILED:
-            ax.scatter(xs, ys, zorder=3, gid="nodes-failed", label=name, **styles[status])
-            continue
-        if status not in styles:  # pending, running, interrupted: no score yet
-            ax.scatter(xs, ys, marker="o", s=60, facecolors="white", edgecolors="#7f7f7f", linestyle="--", zorder=3,
-                       gid=f"nodes-{status.value}", label=name)
-            continue
-        vals = [n.val_score if n.val_score is not None else math.nan for n in group]
-        sc = ax.scatter(xs, ys, c=vals, cmap=cmap, norm=norm, zorder=3, gid=f"nodes-{status.value}", label=name,
-                        plotnonfinite=True, **styles[status])
+        ring = RINGS[status]
+        kw: dict = dict(s=70, edgecolors=ring.colour, linewidths=ring.width, linestyle=ring.style, zorder=3,
+                        gid=f"nodes-{status.value}", label=f"{status.value} ({len(group)})")
+        if status in SCORED:
+            kw.update(c=[n.val_score if n.val_score is not None else math.nan for n in group], cmap=_cmap(run),
+                      norm=norm, plotnonfinite=True)
+        else:
+            kw.update(facecolors=ring.fill)
+        sc = ax.scatter([pos[n.id][0] for n in group], [pos[n.id][1] for n in group], **kw)
+        sc.set_paths([_marker_path("s" if n.source == HUMAN else "o") for n in group])
         if status is NodeStatus.DONE:
             mappable = sc
     r = T.root(nodes)
-    ax.scatter([pos[r.id][0]], [pos[r.id][1]], marker="D", s=60, color="black", zorder=3, gid="root", label="root")
-    for n in nodes:
+    ax.scatter([pos[r.id][0]], [pos[r.id][1]], marker="D", s=60, color="#cccccc", edgecolors="#333333", zorder=3,
+               gid="root")
+    for n in nodes:  # labels on a white ground: an edge never strikes through one
         x, y = pos[n.id]
         text = str(n.id) if n.val_score is None else f"{n.id}: {n.val_score:.4g}"
-        ax.annotate(text, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=6, color="#555555")
+        ax.annotate(text, (x, y), xytext=(6, 3), textcoords="offset points", fontsize=6, color="#444444", zorder=4,
+                    bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.85))
     if mappable is not None:
         outside = any(not norm.vmin <= n.val_score <= norm.vmax for n in finite)
         cb = fig.colorbar(mappable, ax=ax, pad=0.01, extend="both" if outside else "neither")
@@ -122,8 +150,14 @@ def plot_tree(run: RunData) -> Figure:
     ax.set_yticks([])
     ax.set_xlim(-0.3, depth + 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
-    ax.set_title(f"{run.task}: search tree, {len(nodes) - 1} segments")
-    fig.legend(loc="outside lower center", ncol=6, fontsize=7, frameon=False)
+    ax.set_title(f"{run.name}: search tree, {len(nodes) - 1} segments")
+    handles, _ = ax.get_legend_handles_labels()
+    handles = [h for h in handles if h.get_gid() not in {f"nodes-{s.value}" for s in NodeStatus}]
+    handles += [Line2D([], [], ls="", marker="o", ms=7, mfc=RINGS[st].fill, mec=RINGS[st].colour,
+                       mew=RINGS[st].width, label=lab) for st, lab in _status_counts(nodes)]
+    handles += [Line2D([], [], ls="", marker=m, ms=7, mfc="#cccccc", mec="#333333", label=lab)
+                for m, lab in (("o", "search"), ("s", "human"), ("D", "root"))]
+    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=7, frameon=False)
     return fig
 
 
@@ -145,7 +179,7 @@ def plot_curves(run: RunData) -> Figure:
         else:
             ax.text(0.5, 0.5, "no finished segment yet", ha="center", va="center", transform=ax.transAxes)
     same = [n.id for n in run.best_path()] == [n.id for n in run.fixed_path()]
-    axes[0, 0].set_title(f"{run.task}: best path vs fixed recipe (segment ends as grey lines)"
+    axes[0, 0].set_title(f"{run.name}: best path vs fixed recipe (segment ends as grey lines)"
                          + ("\nthe best path is the fixed recipe: the curves coincide" if same else ""))
     axes[-1, 0].set_xlabel("training step")
     fig.tight_layout()
@@ -181,6 +215,7 @@ def plot_knobs(run: RunData, analysis: Analysis, k: int = 5) -> Figure:
     if axes[0, 0].get_legend_handles_labels()[0]:
         axes[0, 0].legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("training step")
+    fig.suptitle(f"{run.name}: knobs along the best path", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -221,19 +256,41 @@ def plot_analyze(rows: Sequence[tuple[RunData, Analysis]]) -> Figure:
     gains = [improvement(run) for run, _ in rows]
     bars = bx.barh(range(n_runs), [100 * (g or 0.0) for g in gains], color="#4c72b0", gid="improvement")
     for b, g in zip(bars, gains):
-        bx.text(b.get_width(), b.get_y() + b.get_height() / 2, "n/a" if g is None else f" {100 * g:+.1f}%",
+        bx.text(b.get_width(), b.get_y() + b.get_height() / 2,
+                "n/a" if g is None else f" {100 * abs(g):.1f}% {'better' if g > 0 else 'worse' if g < 0 else 'equal'}",
                 va="center", fontsize=7)
     bx.axvline(0, color="black", lw=0.8)
     bx.set_yticks(range(n_runs), [""] * n_runs)
     bx.set_ylim(n_runs - 0.5, -0.5)
-    bx.set_xlabel("gain of best over fixed (%)")
+    bx.set_xlabel("best over fixed, validation\n(% of |fixed|, right = better)")
     return fig
 
 
-def improvement(run: RunData) -> float | None:
-    """Relative gain of the best schedule over the fixed recipe (positive = better), on the validation metric."""
-    best, fixed = run.best_leaf(), run.fixed_path()[-1]
-    if best is None or fixed.val_score is None or best.val_score is None or fixed.val_score == 0:
+def plot_telemetry(run: RunData) -> Figure | None:
+    """An RL or GRPO run's own telemetry (returns, success, rewards, KL, entropy ...) along the best path and the
+    fixed recipe, one panel per metric; ``None`` when the run recorded none of it."""
+    keys = telemetry_keys(run)
+    if not keys:
         return None
-    u = run.objective.utility
-    return (u(best.val_score) - u(fixed.val_score)) / abs(fixed.val_score)
+    cols = 2 if len(keys) > 1 else 1
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 2.3 * rows + 0.8), sharex=True, squeeze=False,
+                             layout="constrained")
+    for ax, key in zip(axes.flat, keys):
+        for path, colour, name in ((run.fixed_path(), FIXED, "fixed"), (run.best_path(), BEST, "best")):
+            c = curve(run, path, key)
+            if c.steps:
+                ax.plot(c.steps, c.values, color=colour, marker="o", ms=2.5, lw=1.5, ls="--" if name == "fixed" else "-",
+                        label=name, gid=f"{name} {key}")
+        for n in segments(run.best_path()):
+            ax.axvline(n.end_step, color="#dddddd", lw=0.8, zorder=0)
+        ax.set_title(key, fontsize=9, loc="left")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    axes[0, 0].legend(fontsize=7)
+    same = [n.id for n in run.best_path()] == [n.id for n in run.fixed_path()]
+    fig.suptitle(f"{run.name}: {run.family.value} telemetry, best path (orange) vs fixed recipe (blue, dashed)"
+                 + ("\nthe best path is the fixed recipe: the curves coincide" if same else ""), fontsize=10)
+    return fig

@@ -18,14 +18,16 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
-from searchmgr.analysis import plots
-from searchmgr.analysis.classify import TOL, Analysis, analyse_run
-from searchmgr.analysis.run import RunData, load_run
-from searchmgr.analysis.trajectories import train_key
 import matplotlib.pyplot as plt
 
+from searchmgr.analysis import plots
+from searchmgr.analysis.classify import TOL, Analysis, analyse_run
+from searchmgr.analysis.gains import change_text, improvement, val_test_agreement
+from searchmgr.analysis.run import RunData, load_run
+from searchmgr.analysis.trajectories import telemetry_keys, train_key
 from searchmgr.sanitize import md_escape
 from searchmgr.store import NodeStatus
+from searchmgr.tasks import Family
 
 # -- document blocks ---------------------------------------------------------
 
@@ -135,7 +137,10 @@ class Summary:
     best_test: float | None
     fixed_val: float | None
     fixed_test: float | None
-    gain: float | None
+    gain: float | None  # of the best over the fixed recipe on validation, a share of |fixed| (positive = better)
+    gain_text: str  # the same written for the objective's sign: "171 higher, better (53.44% of |fixed|)"
+    val_test_ok: bool | None  # whether test bears out the selection (None: no test score)
+    val_test_text: str | None
     steps_used: int
     budget_steps: int | None
     segments: int
@@ -153,12 +158,16 @@ def summarize(run: RunData) -> Summary:
     best = run.best_leaf()
     fixed = run.fixed_path()[-1]
     trained = [n for n in run.nodes if n.depth > 0]
+    fixed_val, fixed_test = (fixed.val_score, fixed.test_score) if fixed.depth else (None, None)
+    agree = val_test_agreement(best.val_score, best.test_score, fixed_val, fixed_test, run.objective) if best else None
     return Summary(
         metric=run.objective.metric, direction=run.objective.direction.value,
         best_node=best.id if best else None, best_val=best.val_score if best else None,
         best_test=best.test_score if best else None,
         fixed_val=fixed.val_score if fixed.depth else None, fixed_test=fixed.test_score if fixed.depth else None,
-        gain=plots.improvement(run), steps_used=run.steps_used(),
+        gain=improvement(run), gain_text=change_text(best.val_score if best else None, fixed_val, run.objective),
+        val_test_ok=None if agree is None else agree.ok, val_test_text=None if agree is None else agree.text,
+        steps_used=run.steps_used(),
         budget_steps=(run.config.get("budget") or {}).get("steps"), segments=len(trained),
         done=sum(n.status is NodeStatus.DONE for n in trained),
         pruned=sum(n.status is NodeStatus.PRUNED for n in trained),
@@ -166,15 +175,18 @@ def summarize(run: RunData) -> Summary:
         accepted=run.counts.accepted, rejected=run.counts.rejected, manager_errors=run.counts.errors,
         stopper_prunes=run.counts.stopper_stops,
         extra={"fixed_depth": fixed.depth, "manager": (run.config.get("manager") or {}).get("name"),
-               "seed": run.seed, "max_depth": run.max_depth, "segment_steps": run.config.get("segment_steps")})
+               "seed": run.seed, "max_depth": run.max_depth, "segment_steps": run.config.get("segment_steps"),
+               "family": run.family.value})
 
 
 def _summary_table(run: RunData, s: Summary) -> Table:
     rows = [
+        ("run state", run.state or "-"),
         (f"best {s.metric} (node {s.best_node})", fmt(s.best_val)), ("its test score", fmt(s.best_test)),
         (f"fixed recipe {s.metric} (depth {s.extra['fixed_depth']})", fmt(s.fixed_val)),
         ("fixed recipe test score", fmt(s.fixed_test)),
-        ("gain of best over fixed (validation)", pct(s.gain)),
+        ("best against fixed (validation)", s.gain_text),
+        ("validation against test", s.val_test_text or "no test score"),
         ("steps spent / budget", f"{s.steps_used} / {s.budget_steps}"),
         ("segments trained (nodes expanded)", str(s.segments)),
         ("done / pruned / failed", f"{s.done} / {s.pruned} / {s.failed}"),
@@ -208,6 +220,35 @@ def _gap(metrics: dict[str, float], metric: str, tkey: str | None) -> float | No
     return metrics[metric] - metrics[tkey]
 
 
+def _telemetry_change(run: RunData, parent_id: int, node_id: int, keys: Sequence[str]) -> str:
+    """``"rl/entropy 1.2 → 0.9; rl/approx_kl 0.01 → 0.02"``: the telemetry at the end of the parent and of the node."""
+    def last(nid: int) -> dict[str, float]:
+        ms = run.metrics.get(nid, [])
+        return ms[-1][1] if ms else {}
+
+    before, after = last(parent_id), last(node_id)
+    return "; ".join(f"{k} {fmt(before.get(k), 3)} → {fmt(after[k], 3)}" for k in keys if k in after)
+
+
+def _observed(run: RunData, parent, n, tkey: str | None) -> str:
+    """What a segment of the best path did: the objective against its parent, then the val−train gap
+    (supervised) or the family's own telemetry (RL, GRPO)."""
+    metric = run.objective.metric
+    obs = f"{metric} {fmt(parent.val_score)} → {fmt(n.val_score)}"
+    if parent.val_score is not None and n.val_score is not None:
+        obs += f" ({change_text(n.val_score, parent.val_score, run.objective, 'parent')})"
+    if run.family is not Family.SUPERVISED:
+        extra = _telemetry_change(run, parent.id, n.id, telemetry_keys(run, limit=3))
+        return obs + (f"; {extra}" if extra else "")
+    last = run.metrics.get(n.id, [])
+    gap_after = _gap(last[-1][1] if last else {}, metric, tkey)
+    if gap_after is not None:
+        prev = run.metrics.get(parent.id, [])
+        gap_before = _gap(prev[-1][1], metric, tkey) if prev else None
+        obs += f"; val−train gap {fmt(gap_before, 3)} → {gap_after:.3g}"
+    return obs
+
+
 def decisions_table(run: RunData) -> Table:
     """Per segment of the best path: the decision that created it and what happened."""
     fixed_by_depth = {n.depth: n for n in run.fixed_path()}
@@ -216,21 +257,11 @@ def decisions_table(run: RunData) -> Table:
     path = run.best_path()
     for parent, n in zip(path, path[1:]):
         d = run.decisions.get(n.id) or {}
-        last = run.metrics.get(n.id, [])
-        end = last[-1][1] if last else {}
-        before = parent.val_score
-        delta = (n.val_score - before) / abs(before) if before not in (None, 0) and n.val_score is not None else None
-        obs = f"{run.objective.metric} {fmt(before)} → {fmt(n.val_score)}" + (f" ({pct(delta)})" if delta is not None
-                                                                             else "")
-        gap_after = _gap(end, run.objective.metric, tkey)
-        if gap_after is not None:
-            prev = run.metrics.get(parent.id, [])
-            gap_before = _gap(prev[-1][1], run.objective.metric, tkey) if prev else None
-            obs += f"; val−train gap {fmt(gap_before, 3)} → {gap_after:.3g}"
         f = fixed_by_depth.get(n.depth)
         rows.append((str(n.depth), str(n.id), f"{n.start_step}–{n.end_step}", n.source,
                      " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()), d.get("diagnosis", "-"), _updates(d),
-                     d.get("expected_outcome", "-"), obs, fmt(f.val_score) if f is not None else "-"))
+                     d.get("expected_outcome", "-"), _observed(run, parent, n, tkey),
+                     fmt(f.val_score) if f is not None else "-"))
     return Table(("depth", "node", "steps", "source", "recipe", "diagnosis", "updates", "expected", "observed",
                   "fixed at this depth"), tuple(rows))
 
@@ -264,34 +295,36 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, k: int = 5,
     an = analyse_run(run, k)
     s = summarize(run)
     figs = {"tree": plots.plot_tree(run), "curves": plots.plot_curves(run), "knobs": plots.plot_knobs(run, an, k)}
+    telemetry = plots.plot_telemetry(run) if run.family is not Family.SUPERVISED else None
+    if telemetry is not None:
+        figs["telemetry"] = telemetry
     files = {}
     for name, fig in figs.items():
         fig.savefig(folder / f"{name}.png", dpi=110)
         files[name] = f"{name}.png"
         if not keep_figures:
             plt.close(fig)
-    title = f"searchmgr report: {run.task} ({run.run_dir})"
+    title = f"searchmgr report: {run.name}"
     blocks: list[Block] = [
         Heading(title, 1),
+        Para(f"Task {run.task} ({run.family.value}), run directory {run.run_dir}."),
         Para(f"Objective: {run.objective.metric} ({run.objective.direction.value}); the test score "
              f"({run.objective.test_metric}) rides along for reporting only."),
+        *([Para("Warning: " + s.val_test_text)] if s.val_test_ok is False else []),
         Heading("Summary"), _summary_table(run, s),
         Heading("Search tree"),
-        Image(files["tree"], "Nodes by depth, coloured by validation score; squares were pruned, red crosses "
-                             "failed; orange: best path, blue dashed: fixed recipe."),
+        Image(files["tree"], "Nodes by depth: the fill is the validation score, the ring the status (purple: "
+                             "pruned, red: failed, blue: running, dashed: pending, dotted: interrupted), the shape "
+                             "who made it (square: a person, diamond: the root); orange: best path, blue dashed: "
+                             "fixed recipe."),
         Heading("Curves"),
         Image(files["curves"], f"{run.objective.metric} (top) and {train_key(run) or 'no training metric'} "
                                "(bottom) along the best path (orange) and the fixed recipe (blue, dashed)."),
+        *_family_blocks(run, an, files),
         Heading("Knobs along the best path"),
         Image(files["knobs"], f"Best path bold, the other top-{k} paths faint, the fixed recipe dashed."),
         classification_table(an),
-        Heading("Capacity versus regularization", 3),
-        Para(f"Verdict on \"capacity accumulates, regularization oscillates\": {an.verdict.value.upper()} "
-             f"(capacity part {an.capacity.value}, regularization part {an.regularization.value}; best path of "
-             f"{an.segments} segments, top-{an.k} paths)."),
-        Para(an.reason),
-        *[Para("Note: " + n) for n in an.notes],
-        Para(RULES),
+        *_hypothesis_blocks(run, an),
         Heading("Decisions along the best path"),
         decisions_table(run),
     ]
@@ -300,9 +333,52 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, k: int = 5,
     page = folder / "report.html"
     page.write_text(to_html(blocks, folder, title))
     (folder / "summary.json").write_text(json.dumps(
-        {"run": str(run.run_dir), "task": run.task, "summary": s.__dict__, "analysis": analysis_dict(an)},
+        {"run": str(run.run_dir), "name": run.name, "task": run.task, "family": run.family.value,
+         "summary": s.__dict__, "analysis": analysis_dict(an)},
         indent=2, default=str))
     return Report(folder, md, page, s, an, figs if keep_figures else {})
+
+
+def _family_blocks(run: RunData, an: Analysis, files: dict[str, str]) -> list[Block]:
+    """RL and GRPO runs: their own telemetry (returns, success, rewards, KL, entropy ...)."""
+    if run.family is Family.SUPERVISED:
+        return []
+    if "telemetry" not in files:
+        return [Heading(f"{run.family.value.upper()} telemetry"),
+                Para("The run recorded no returns, rewards, success, KL or entropy metrics to show.")]
+    keys = telemetry_keys(run)
+    return [Heading(f"{run.family.value.upper()} telemetry"),
+            Image(files["telemetry"], f"{', '.join(keys)} along the best path (orange) and the fixed recipe "
+                                      "(blue, dashed)."),
+            _telemetry_table(run, keys)]
+
+
+def _telemetry_table(run: RunData, keys: Sequence[str]) -> Table:
+    """The telemetry at the end of the best and the fixed schedule."""
+    def end(path: list) -> dict[str, float]:
+        ms = run.metrics.get(path[-1].id, []) if len(path) > 1 else []
+        return ms[-1][1] if ms else {}
+
+    best, fixed = end(run.best_path()), end(run.fixed_path())
+    return Table(("metric", "best schedule (end)", "fixed recipe (end)"),
+                 tuple((k, fmt(best.get(k)), fmt(fixed.get(k))) for k in keys))
+
+
+def _hypothesis_blocks(run: RunData, an: Analysis) -> list[Block]:
+    """The capacity-versus-regularization reading: for supervised tasks only."""
+    if run.family is not Family.SUPERVISED:
+        return [Para(f"The labels above describe each knob's path. The reading \"capacity accumulates, "
+                     f"regularization oscillates\" assumes supervised training (capacity knobs fit the data, "
+                     f"regularization trades fit for generalisation) and is not applied to this "
+                     f"{run.family.value} run.")]
+    return [
+        Heading("Capacity versus regularization", 3),
+        Para(f"Verdict on \"capacity accumulates, regularization oscillates\": {an.verdict.value.upper()} "
+             f"(capacity part {an.capacity.value}, regularization part {an.regularization.value}; best path of "
+             f"{an.segments} segments, top-{an.k} paths)."),
+        Para(an.reason),
+        *[Para("Note: " + n) for n in an.notes],
+        Para(RULES)]
 
 
 def analysis_dict(an: Analysis) -> dict:
@@ -333,10 +409,10 @@ def analyze_table(rows: Sequence[tuple[RunData, Analysis]]) -> Table:
         s = summarize(run)
         labels = "; ".join(f"{r.knob}: {r.best.label.short} (R={r.best.reversals}, {r.agreement}/{r.k})"
                            for r in an.knobs)
-        out.append((run.task, str(run.seed), str(run.run_dir), fmt(s.best_val), fmt(s.fixed_val), pct(s.gain),
+        out.append((run.task, str(run.seed), str(run.run_dir), fmt(s.best_val), fmt(s.fixed_val), s.gain_text,
                     fmt(s.best_test), fmt(s.fixed_test), labels, an.capacity.value, an.regularization.value,
                     an.verdict.value))
-    return Table(("task", "seed", "run", "best val", "fixed val", "gain", "best test", "fixed test",
+    return Table(("task", "seed", "run", "best val", "fixed val", "best against fixed", "best test", "fixed test",
                   "labels on best path", "capacity", "regularization", "verdict"), tuple(out))
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from searchmgr import tree as T
+from searchmgr.lifecycle import read_run
 from searchmgr.rundir import open_run, stored_config
 from searchmgr.store import DecisionKind, Node
 from searchmgr.surface import Role, Scale
-from searchmgr.tasks import Direction, Objective
+from searchmgr.tasks import Direction, Family, Objective
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RunData:
     metrics: dict[int, list[tuple[int, dict[str, float]]]]  # node id -> [(step, {key: value})]
     decisions: dict[int, dict | None]  # node id -> parsed decision that created it
     counts: DecisionCounts
+    state: str = ""  # the run's state as readers show it, with how to continue (searchmgr.lifecycle)
 
     @property
     def max_depth(self) -> int:
@@ -76,8 +78,25 @@ class RunData:
         return int(self.config.get("seed", 0))
 
     @property
+    def name(self) -> str:
+        """The run's folder name: what titles call the run (a plug-in's task is a long file path)."""
+        return self.run_dir.resolve().name
+
+    @property
     def label(self) -> str:
-        return f"{self.task} seed={self.seed} ({self.run_dir.name})"
+        return f"{self.name} seed={self.seed}"
+
+    @property
+    def family(self) -> Family:
+        """The task's family, as recorded with the run (older runs: the task class's, else supervised)."""
+        from searchmgr.tasks import TaskError, task_class
+
+        if "family" in self.info:
+            return Family(self.info["family"])
+        try:
+            return task_class(self.task).family
+        except TaskError:
+            return Family.SUPERVISED
 
     def knob(self, name: str) -> KnobInfo:
         return next(k for k in self.knobs if k.name == name)
@@ -129,6 +148,7 @@ def load_run(run_dir: str | Path) -> RunData:
         metrics = {n.id: store.metrics(n.id) for n in nodes}
         decisions = {n.id: (store.decision(n.decision_id).parsed if n.decision_id else None) for n in nodes}
         records = store.decisions(row["id"])
+        state = read_run(store, row["id"], run_dir).line()
     manager = [d for d in records if d.kind is DecisionKind.MANAGER]
     counts = DecisionCounts(
         accepted=sum(d.verdict == "accepted" for d in manager),
@@ -140,4 +160,4 @@ def load_run(run_dir: str | Path) -> RunData:
         run_dir=run_dir, task=row["task"], config=row["config"], info=row["info"],
         objective=_objective(row),
         knobs=tuple(KnobInfo.from_description(d) for d in row["surface"]),
-        nodes=nodes, metrics=metrics, decisions=decisions, counts=counts)
+        nodes=nodes, metrics=metrics, decisions=decisions, counts=counts, state=state)

@@ -64,3 +64,19 @@ def train_key(run: RunData) -> str | None:
     if guess in keys:
         return guess
     return "train/loss" if "train/loss" in keys else None
+
+
+# what an RL or GRPO run is read by, most telling first: outcome, then the policy's own state
+TELEMETRY_WORDS = ("return", "success", "reward", "accuracy", "episode_length", "entropy", "kl", "clip",
+                   "explained_variance", "completion_length", "frac_zero_std", "action_std", "grad_norm")
+
+
+def telemetry_keys(run: RunData, limit: int = 8) -> list[str]:
+    """The recorded metrics that describe an RL or GRPO run (returns, success, rewards, KL, entropy ...),
+    in the order of :data:`TELEMETRY_WORDS`; test metrics and the objective itself are left out."""
+    keys = sorted({k for ms in run.metrics.values() for _, m in ms for k in m
+                   if not k.startswith("test/") and k != run.objective.metric})
+    out: list[str] = []
+    for word in TELEMETRY_WORDS:
+        out += [k for k in keys if word in k.rsplit("/", 1)[-1] and k not in out]
+    return out[:limit]

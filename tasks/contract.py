@@ -16,7 +16,7 @@ from typing import Any
 
 from searchmgr.surface import ActionSurface, Recipe
 from searchmgr.tasks import TaskError, TaskSource, is_namespaced
-from searchmgr.tasks.base import OnEval, Segment, SegmentResult, SearchDefaults, Task
+from searchmgr.tasks.base import Family, OnEval, Segment, SegmentResult, SearchDefaults, Task
 
 
 class TaskContractError(TaskError):
@@ -64,7 +64,8 @@ class CheckedTask(Task):
         info = self.inner.info()
         if not isinstance(info, dict):
             raise TaskContractError(f"task {self.name}: info() must return a dict, not {type(info).__name__}")
-        return {**info, "task_source": self.source.to_info(), "objective": self.objective.to_dict()}
+        return {**info, "task_source": self.source.to_info(), "objective": self.objective.to_dict(),
+                "family": Family(self.family).value}
 
     def init(self, seed: int) -> dict:
         state = self.inner.init(seed)
