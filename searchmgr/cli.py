@@ -101,6 +101,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from searchmgr.config import parse_overrides
+    from searchmgr.tasks.testing import check
+
+    words = parse_overrides(args.words)
+    options = words.get("task_options", {})
+    steps = options.pop("steps", None)
+    report = check(args.task.removeprefix("task="), options, seed=words.get("seed", 0),
+                   steps=_positive(str(steps)) if steps is not None else None)
+    print(report.render(), flush=True)
+    return 0 if report.ok else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from searchmgr.serve import serve
 
@@ -288,6 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resume", type=Path, metavar="DIR", help="continue a comparison; methods= and seeds= may add "
                    "methods and seeds")
     c.set_defaults(fn=cmd_compare)
+    k = sub.add_parser("check", help="check a task's contract and that every knob changes training",
+                       description="Check the task contract (as searchmgr.tasks.testing.check_task does: metrics, "
+                       "exact resume, stop), then train one short segment with each knob at its low and at its high "
+                       "bound and report a knob whose change leaves training bit-identical, with the likely cause. "
+                       "Words: task options (preset=smoke ...), seed=, steps= (segment length; default the "
+                       "preset's eval_every). Exit status 1 when something is wrong. "
+                       "Example: searchmgr check examples/cartpole_ppo.py:CartPolePPO preset=smoke")
+    k.add_argument("task", metavar="TASK", help="a task name or plug-in reference (module:attr, file.py:attr)")
+    k.add_argument("words", nargs="*", metavar="KEY=VALUE")
+    k.set_defaults(fn=cmd_check)
     v = sub.add_parser("serve", help="live service and dashboard over runs (needs the serve extra)",
                        description="Serve runs' trees, node panels and best schedules, and take a person's "
                        "commands (manual children, pause, resume, stop, close a subtree) that the running search "

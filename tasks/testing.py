@@ -206,4 +206,38 @@ def _need(ok: bool, message: str) -> None:
         raise TaskCheckFailed(message)
 
 
-__all__ = ["KnobCheck", "KnobVerdict", "TaskCheckFailed", "check_knobs", "check_task", "likely_cause"]
+@dataclass
+class CheckReport:
+    """What ``searchmgr check`` found: the contract (None: kept, else what to fix) and each knob."""
+
+    task: str
+    contract: str | None
+    knobs: list[KnobCheck]
+
+    @property
+    def ok(self) -> bool:
+        return self.contract is None and not any(k.verdict is KnobVerdict.INERT for k in self.knobs)
+
+    def render(self) -> str:
+        lines = [f"task {self.task}", "contract: " + ("kept (declarations, metrics, exact resume, stop)"
+                                                     if self.contract is None else f"BROKEN: {self.contract}")]
+        lines += [f"knob {k.line()}" for k in self.knobs]
+        inert = [k.knob for k in self.knobs if k.verdict is KnobVerdict.INERT]
+        lines.append(f"{len(inert)} knob(s) change nothing: {inert}" if inert else
+                     ("every knob acts" if self.knobs else "knobs not checked (fix the contract first)"))
+        return "\n".join(lines)
+
+
+def check(reference: str, options: dict[str, Any] | None = None, *, seed: int = 0,
+          steps: int | None = None) -> CheckReport:
+    """``searchmgr check``: load the task ``reference`` names with ``options``, check its contract and, if it
+    holds, its knobs. Raises ``TaskError`` for a task that cannot be loaded; reports everything else."""
+    task = load_task(reference, options)
+    try:
+        check_task(task, seed=seed, steps=steps, knobs=False)
+    except TaskCheckFailed as e:
+        return CheckReport(task.source.reference, str(e), [])
+    return CheckReport(task.source.reference, None, check_knobs(task, seed=seed, steps=steps))
+
+
+__all__ = ["CheckReport", "KnobCheck", "KnobVerdict", "TaskCheckFailed", "check", "check_knobs", "check_task", "likely_cause"]
