@@ -193,35 +193,72 @@ class ModelManager(Manager):
     def from_config(cls, config) -> "ModelManager":
         return cls(kappa=config.manager.kappa)
 
-    def propose(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Proposal:
+    def ranking(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Ranking | None:
+        """The candidate children ranked by the model, best first; None with too little evidence (or no
+        distinct candidate). Other managers (an LLM choosing among them) read this too."""
         x, y, low, high = training_set(ctx)
         if len(y) < self.min_points:
-            p = self.prior.propose(ctx, feedback)
-            evidence = {"points": int(len(y)), "chosen_by": "heuristic prior",
-                        "why": f"fewer than {self.min_points} scored segments to fit a model on"}
-            return Proposal(raw=p.raw, source=self.name, request={**ctx.to_dict(), "evidence": evidence})
+            return None
         key = f"{ctx.seed}:{ctx.parent_id}:{len(ctx.siblings)}:{len(feedback)}"
         rng = random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
         cands = candidates(ctx, rng, self.n_random)
         if not cands:
-            return self.prior.propose(ctx, feedback)  # nothing distinct: the verifier says why
+            return None
         fit = fit_gp(x, y)
-        ranked = rank(ctx, cands, fit, low, high, kappa=self.kappa)
-        ucb, mean, sd, best = ranked[0]
-        metric = ctx.objective.metric
-        pred, pred_sd = _as_metric(ctx, mean), sd
-        diagnosis = (f"model: a GP over {len(y)} scored segments predicts {metric} {pred:.4g} ± {pred_sd:.2g} for this "
-                     f"child (UCB rank 1 of {len(ranked)} candidates; source {best.source})")
-        expected = f"{metric} near {pred:.4g} (±{pred_sd:.2g}) at step {ctx.end_step}"
-        evidence = {
-            "points": int(len(y)), "candidates": len(ranked), "kappa": self.kappa,
-            "length_scale": fit.length, "noise": fit.noise, "chosen": {
-                "source": best.source, "predicted": pred, "sd": pred_sd, "ucb_rank": 1},
-            "runners_up": [{"source": c.source, "predicted": _as_metric(ctx, m), "sd": s}
-                           for _, m, s, c in ranked[1:4]],
-        }
-        decision = decision_for(ctx, best, diagnosis, expected)
-        return Proposal(raw=decision.model_dump(), source=self.name, request={**ctx.to_dict(), "evidence": evidence})
+        return Ranking(tuple(Ranked(c, _as_metric(ctx, m), s, u) for u, m, s, c in
+                             rank(ctx, cands, fit, low, high, kappa=self.kappa)), len(y), fit, self.kappa)
+
+    def propose(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Proposal:
+        ranking = self.ranking(ctx, feedback)
+        if ranking is None:
+            p = self.prior.propose(ctx, feedback)
+            evidence = {"points": sum(o.utility is not None for o in ctx.evidence), "chosen_by": "heuristic prior",
+                        "why": f"fewer than {self.min_points} scored segments to fit a model on, or no distinct "
+                               "candidate"}
+            return Proposal(raw=p.raw, source=self.name, request={**ctx.to_dict(), "evidence": evidence})
+        best = ranking.ranked[0]
+        decision = decision_for(ctx, best.candidate, ranking.diagnosis(ctx, 0), ranking.expected(ctx, 0))
+        return Proposal(raw=decision.model_dump(), source=self.name,
+                        request={**ctx.to_dict(), "evidence": ranking.evidence(0)})
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One candidate with the model's prediction on the metric's own scale and its UCB (on utilities)."""
+
+    candidate: Candidate
+    predicted: float
+    sd: float
+    ucb: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The model's ranked candidates and what it was fitted on."""
+
+    ranked: tuple[Ranked, ...]
+    points: int
+    fit: Fit
+    kappa: float
+
+    def diagnosis(self, ctx: ProposalContext, i: int) -> str:
+        r = self.ranked[i]
+        return (f"model: a GP over {self.points} scored segments predicts {ctx.objective.metric} {r.predicted:.4g} ± "
+                f"{r.sd:.2g} for this child (UCB rank {i + 1} of {len(self.ranked)} candidates; source "
+                f"{r.candidate.source})")
+
+    def expected(self, ctx: ProposalContext, i: int) -> str:
+        r = self.ranked[i]
+        return f"{ctx.objective.metric} near {r.predicted:.4g} (±{r.sd:.2g}) at step {ctx.end_step}"
+
+    def evidence(self, i: int) -> dict:
+        """What the trace records: the fit, the chosen candidate's prediction and rank, the runners-up."""
+        r = self.ranked[i]
+        return {"points": self.points, "candidates": len(self.ranked), "kappa": self.kappa,
+                "length_scale": self.fit.length, "noise": self.fit.noise,
+                "chosen": {"source": r.candidate.source, "predicted": r.predicted, "sd": r.sd, "ucb_rank": i + 1},
+                "runners_up": [{"source": o.candidate.source, "predicted": o.predicted, "sd": o.sd}
+                               for j, o in enumerate(self.ranked[:4]) if j != i][:3]}
 
 
 def _as_metric(ctx: ProposalContext, utility: float) -> float:
