@@ -14,14 +14,15 @@ from rich.table import Table
 
 from searchmgr import tree as T
 from searchmgr.config import ConfigError, override_keys
+from searchmgr.errors import UserError
+from searchmgr.lifecycle import RunStatus, read_run
 from searchmgr.repair import damage_lines, repair
 from searchmgr.rundir import claim_run, open_run, stored_config
 from searchmgr.sanitize import Redactor, cap, for_terminal, one_line
-from searchmgr.schedule import ScheduleError, export_schedule
-from searchmgr.store import CheckpointCorrupt, NodeStatus, StoreError
-from searchmgr.tasks import SourceKind, TaskError, available, load_task, stored_objective
+from searchmgr.schedule import export_schedule
+from searchmgr.store import NodeStatus
+from searchmgr.tasks import SourceKind, available, load_task, stored_objective
 
-USER_ERRORS = (ConfigError, StoreError, CheckpointCorrupt, ScheduleError, FileNotFoundError, TaskError)
 MAX_ERROR_CHARS = 2_000  # an error message printed in full up to this size
 
 
@@ -49,8 +50,29 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         console.print(table)
         for c in task.surface.constraints:
             console.print(f"constraint: {escape(c.text())}")
+        console.print("options (give them as name=value to explore and compare):")
+        console.print(_options_table(task.inner.Options))
         console.print()
     return 0
+
+
+def _options_table(options: type) -> Table:
+    """A task's options (``name=value`` words of explore and compare): name, type, default and doc."""
+    import typing
+
+    from pydantic_core import PydanticUndefined
+
+    table = Table(show_header=True, header_style="dim", box=None, pad_edge=False)
+    for col in ("option", "type", "default", "doc"):
+        table.add_column(col)
+    for name, f in options.model_fields.items():
+        ann = f.annotation
+        kind = ann.__name__ if isinstance(ann, type) and typing.get_origin(ann) is None else str(ann).replace("typing.", "")
+        default = "(required)" if f.default is PydanticUndefined and f.default_factory is None else (
+            repr(f.default) if f.default_factory is None else "(computed)")
+        doc = f.description or ("one of the presets above" if name == "preset" else "")
+        table.add_row(escape(name), escape(kind), escape(default), escape(doc))
+    return table
 
 
 def _serve_settings(args: argparse.Namespace):
@@ -68,15 +90,25 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from searchmgr.progress import ConsoleReporter
     from searchmgr.search import explore
 
-    started = []
+    started, run_dirs = [], []
 
     def start(run_dir: Path) -> None:  # --serve: the service in a background thread of this process
+        run_dirs.append(run_dir)
+        if not args.serve:
+            return
         from searchmgr.serve import start_service
 
         started.append(start_service([run_dir], _serve_settings(args), echo=lambda t: print(t, flush=True)))
 
-    explore(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()),
-            on_start=start if args.serve else None)
+    try:
+        outcome = explore(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()), on_start=start)
+    except KeyboardInterrupt:
+        if run_dirs:
+            print(f"\ninterrupted; continue with `searchmgr explore --resume {run_dirs[0]}`", file=sys.stderr)
+            return 130
+        raise
+    if outcome.exit_status:
+        return outcome.exit_status
     if started:
         print(f"search done; still serving {started[0].url} (Ctrl-C to quit)", flush=True)
         try:
@@ -146,9 +178,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         best = T.best_leaf(nodes, objective, cfg.max_depth)
         best_ids = {n.id for n in T.path_to(nodes, best.id)} if best else set()
         fixed_ids = {n.id for n in T.fixed_path(nodes)}
+        view = read_run(store, row["id"], args.run)
         console.print(f"run {safe(args.run)}: task {row['task']}, {len(nodes) - 1} segments, "
                       f"{T.steps_used(nodes)}/{cfg.budget.steps} steps, objective {objective.metric} "
                       f"({objective.direction.value})")
+        colour = {RunStatus.INTERRUPTED: "red", RunStatus.FAILED: "red", RunStatus.FINISHED: "green"}
+        console.print(f"state: [{colour.get(view.status, 'yellow')}]{safe(view.line())}[/]")
         for k, v in row["info"].items():
             console.print(f"{safe(k)}: {safe(v)}")
         table = Table(box=None, header_style="bold")
@@ -158,8 +193,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         colours = {NodeStatus.DONE: "green", NodeStatus.PRUNED: "yellow", NodeStatus.FAILED: "red"}
         for n in nodes:
             mark = ("best " if n.id in best_ids and n.depth else "") + ("fixed" if n.id in fixed_ids and n.depth else "")
+            status = view.node_status(n)
             table.add_row(str(n.id), str(n.parent_id or "-"), str(n.depth), f"{n.start_step}-{n.end_step}",
-                          f"[{colours.get(n.status, 'white')}]{n.status.value}[/]", safe(n.source),
+                          f"[{colours.get(status, 'white')}]{status.value}[/]", safe(n.source),
                           _fmt(n.val_score), _fmt(n.test_score), str(n.visits),
                           safe(" ".join(f"{k}={v:.3g}" for k, v in n.recipe.items())), mark)
         console.print(table)
@@ -384,15 +420,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except USER_ERRORS as e:
+    except UserError as e:  # its message names the fix; anything else is a bug and shows its traceback
         return _error(str(e))
     except sqlite3.DatabaseError as e:
         return _error(f"the run's tree.db is damaged ({e}); restore it from a copy or start a new run")
     except OSError as e:  # a path the user gave cannot be written or read
         return _error(f"{e.strerror or e}: {e.filename or ''}")
     except KeyboardInterrupt:
-        run = getattr(args, "resume", None) or "RUN"
-        print(f"\ninterrupted; continue with `searchmgr explore --resume {run}`", file=sys.stderr)
+        run = getattr(args, "resume", None)
+        print(f"\ninterrupted; continue with `searchmgr {args.command} --resume {run}`" if run else "\ninterrupted",
+              file=sys.stderr)
         return 130
 
 

@@ -24,7 +24,9 @@ from searchmgr import tree as T
 from searchmgr.config import ConfigError, build_config, merge, parse_overrides
 from searchmgr.managers import manager_names
 from searchmgr.progress import Reporter
+from searchmgr.lifecycle import RunStatus, read_run
 from searchmgr.rundir import open_run
+from searchmgr.store import EventKind
 
 BASELINES = ("grid", "random", "tpe", "pbt")
 DEFAULT_METHODS = ("tree", "grid", "random", "tpe", "pbt")
@@ -99,7 +101,9 @@ def run_summary(run: Path, objective, max_depth: int) -> dict:
     with open_run(run) as store:
         sid = store.search()["id"]
         nodes = store.nodes(sid)
-        wall = sum(json.loads(e["data"] or "{}").get("wall_s", 0.0) for e in store.events(sid) if e["kind"] == "stopped")
+        wall = sum(json.loads(e["data"] or "{}").get("wall_s", 0.0) for e in store.events(sid)
+                   if e["kind"] == EventKind.STOPPED.value)
+        view = read_run(store, sid, run)
     best = T.best_leaf(nodes, objective, max_depth)
     curve, spent, best_u = [], 0, -math.inf
     for n in sorted((n for n in nodes if n.status.finished and n.depth > 0), key=lambda n: (n.finished_at, n.id)):
@@ -110,7 +114,7 @@ def run_summary(run: Path, objective, max_depth: int) -> dict:
                                                                else best_u)])
     return {"best_val": best.val_score if best else None, "test": best.test_score if best else None,
             "complete": bool(best and best.depth == max_depth), "steps_used": T.steps_used(nodes),
-            "nodes": sum(n.depth > 0 for n in nodes), "wall_s": wall, "curve": curve}
+            "nodes": sum(n.depth > 0 for n in nodes), "wall_s": wall, "curve": curve, "state": view.status.value}
 
 
 def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=print) -> dict:
@@ -175,6 +179,10 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
         else:
             explore(merge(overrides, {**m.overrides, "seed": seed, "out": str(run)}), reporter=Reporter())
         summary = run_summary(run, objective, configs[m.key].max_depth)
+        if summary["state"] != RunStatus.FINISHED.value:  # stopped (a signal, a command): not a result yet
+            say(f"    {m.key} seed {seed} is {summary['state']}, not finished; the comparison stops here: continue "
+                f"it with `searchmgr compare --resume {out}`")
+            return result
         result["methods"][m.key]["seeds"].append({"seed": seed, "run": str(run), **summary})
         _aggregate(result)
         _write(out, result)
@@ -183,6 +191,9 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
             f"steps {summary['steps_used']}/{config.budget.steps}, {time.perf_counter() - t0:.0f}s")
     _aggregate(result)
     _write(out, result)
+    from searchmgr.analysis.compare import render_markdown
+
+    say(render_markdown(result).rstrip())  # the table, as compare.md holds it
     say(f"wrote {out / RESULT}, {out / 'compare.md'} and {out / 'compare.png'}")
     return result
 

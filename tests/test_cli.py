@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,13 @@ def test_damaged_store_contents_give_messages_not_tracebacks(cli_run, tmp_path, 
         return
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     assert needle in err or "damaged" in err, err
+
+
+def test_tasks_lists_a_plugins_options_with_defaults_and_docs(capsys):
+    digits = Path(__file__).parents[1] / "examples" / "digits_task.py"
+    assert main(["tasks", f"{digits}:DigitsTask"]) == 0
+    out = capsys.readouterr().out
+    assert "options (give them as name=value" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    assert "200" in rows["n_train"] and "training images" in rows["n_train"] and "int" in rows["n_train"]
+    assert "'default'" in rows["preset"] and "batch" in rows

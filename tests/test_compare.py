@@ -63,6 +63,7 @@ def test_resume_adds_seeds_and_methods_without_rerunning(one_seed, tmp_path):
     said = []
     result = compare(["seeds=2", "methods=random"], resume=out, say=said.append)
     assert sum(1 for s in said if s.startswith("[")) == 6  # seed 1 of each of the six methods, nothing else
+    assert said[-2] == (out / "compare.md").read_text().rstrip()  # the table is printed, not only written
     for key, entry in result["methods"].items():
         assert [r["seed"] for r in entry["seeds"]] == [0, 1]
         assert entry["seeds"][0] == before["methods"][key]["seeds"][0]
