@@ -59,6 +59,10 @@ class UCTConfig(_Model):
                              "constant-recipe chain the tree starts is a path of it); the manager proposes the others")
     finish: bool = Field(False, description="endgame: when the steps left pay for it (and not for a segment more), "
                          "hold the recipe of a schedule that leads the best complete one at its depth to the horizon")
+    fixed: Literal["first", "start"] = Field(
+        "first", description="the task's fixed recipe: first, its whole schedule before anything else (never "
+        "pruned), or start: the first start point, grown and pruned like any other schedule (a small budget is "
+        "not spent on it; the run compares with it as far as it was grown)")
     start: Literal["bounded", "anywhere"] = Field(
         "anywhere", description="anywhere: the root's children after the fixed path start from recipes spread over "
         "the whole surface (bounded transitions after that), and the root's virtual child is scored with the "

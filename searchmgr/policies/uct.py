@@ -17,7 +17,11 @@ Finish           uct.finish             Expand/Wait/Exhausted -> Grow the hold c
                                         leads the best complete schedule, when the budget left
                                         just pays for holding it to the horizon (:func:`finish`)
 HoldFirst        uct.hold_first         Expand of a non-root parent -> Grow the parent's own recipe,
-                                        when no child of it holds that recipe yet
+                                        when no child of it holds that recipe yet (a fixed node's
+                                        hold child is the fixed path's next segment)
+FixedStart       uct.fixed=start        Expand of the root -> Grow the fixed recipe's first segment,
+                                        while the root has none (the base answer then never grows
+                                        the fixed path itself)
 StartDesign      uct.start=anywhere     Expand of the root -> Grow the next point of a space-filling
                                         design over the whole surface
 ===============  =====================  ==========================================================
@@ -47,13 +51,14 @@ UNBOUNDED = 10**9  # k_max when widening re-plans
 
 def plan(nodes: Sequence[Node], *, c: float, k_max: int, max_depth: int,
          in_flight: AbstractSet[int] = frozenset(), closed: AbstractSet[int] = frozenset(), widen: float = 0.0,
-         q_rule: str = "mean", mean_prior: bool = False) -> Plan:
-    """The base answer: retry, then the fixed path to the horizon, then UCT, then wait or exhausted."""
+         q_rule: str = "mean", mean_prior: bool = False, fixed_first: bool = True) -> Plan:
+    """The base answer: retry, then the fixed path to the horizon (``fixed_first``), then UCT, then wait or
+    exhausted."""
     unfinished = retry(nodes, in_flight)
     if unfinished is not None:
         return unfinished
     tip = T.fixed_path(nodes)[-1]
-    if tip.depth < max_depth and tip.status is NodeStatus.DONE and tip.checkpoint is not None:
+    if fixed_first and tip.depth < max_depth and tip.status is NodeStatus.DONE and tip.checkpoint is not None:
         return Grow(tip.id, tip.recipe, T.FIXED, "fixed baseline: hold the base recipe")
     sel = uct.select(view(nodes, in_flight=in_flight, closed=closed), c=c, k_max=k_max, max_depth=max_depth,
                      widen=widen, q_rule=q_rule, mean_prior=mean_prior)
@@ -61,7 +66,7 @@ def plan(nodes: Sequence[Node], *, c: float, k_max: int, max_depth: int,
         return Expand(sel.parent, sel)
     if in_flight:
         return Wait("every expandable node is full or training; waiting for a segment to finish")
-    if tip.depth < max_depth:
+    if fixed_first and tip.depth < max_depth:
         return Exhausted(f"the fixed path stopped at depth {tip.depth} (its node {tip.id} is {tip.status.value})")
     return Exhausted("tree exhausted (every node has k_max children or reached max_depth)")
 
@@ -117,11 +122,12 @@ class Select:
     widen: float = 0.0
     q_rule: str = "mean"
     mean_prior: bool = False
+    fixed_first: bool = True
 
     def __call__(self, snap: Snapshot, *, k_max: int | None = None) -> Plan:
         return plan(snap.nodes, c=self.c, k_max=self.k_max if k_max is None else k_max, max_depth=self.max_depth,
                     in_flight=snap.in_flight, closed=snap.closed, widen=self.widen, q_rule=self.q_rule,
-                    mean_prior=self.mean_prior)
+                    mean_prior=self.mean_prior, fixed_first=self.fixed_first)
 
 
 class Rule(ABC):
@@ -138,12 +144,13 @@ class FirstStarts(Rule):
     starts are all trained before UCT chooses among them."""
 
     starts: int
+    counted: tuple[str, ...] = (START,)  # the root children that count as starts (the fixed one too, fixed=start)
 
     def __call__(self, step: Plan, snap: Snapshot) -> Plan:
         if not isinstance(step, Expand):
             return step
         root = snap.root
-        if sum(c.source == START for c in T.children(snap.nodes, root.id)) < self.starts:
+        if sum(c.source in self.counted for c in T.children(snap.nodes, root.id)) < self.starts:
             return Expand(root.id, step.selection)
         return step
 
@@ -188,7 +195,22 @@ class HoldFirst(Rule):
         parent = T.by_id(snap.nodes)[step.parent]
         if any(c.recipe == parent.recipe for c in T.children(snap.nodes, parent.id)):
             return step
+        if parent.source == T.FIXED:
+            return Grow(parent.id, parent.recipe, T.FIXED, "fixed recipe: hold the base recipe")
         return Grow(parent.id, parent.recipe, HOLD, "hold first: continue the parent's recipe unchanged")
+
+
+class FixedStart(Rule):
+    """Expand of the root -> Grow the fixed recipe's first segment while the root has none: the fixed recipe is
+    the first start point, and its schedule then grows (and may be pruned) like any other."""
+
+    def __call__(self, step: Plan, snap: Snapshot) -> Plan:
+        root = snap.root
+        if not isinstance(step, Expand) or step.parent != root.id:
+            return step
+        if any(c.source == T.FIXED for c in T.children(snap.nodes, root.id)):
+            return step
+        return Grow(root.id, root.recipe, T.FIXED, "fixed recipe: the first start point, grown like any schedule")
 
 
 @dataclass(frozen=True)
@@ -241,10 +263,11 @@ def rules(select: Select, *, start: str, starts: int, surface: Any, seed: int, s
     """The rules the settings switch on, in the order they apply (see the module docstring)."""
     anywhere = start == "anywhere"
     chosen: list[Rule | None] = [
-        FirstStarts(starts) if anywhere else None,
+        FirstStarts(starts, (START,) if select.fixed_first else (START, T.FIXED)) if anywhere else None,
         Widen(select, segment_steps) if select.widen > 0 else None,
         Finish(select.max_depth, segment_steps) if finish else None,
         HoldFirst() if hold_first else None,
+        None if select.fixed_first else FixedStart(),
         StartDesign(surface, seed) if anywhere else None,
     ]
     return tuple(r for r in chosen if r is not None)
@@ -261,10 +284,11 @@ class UCTPolicy(Policy):
 
     def __init__(self, *, c: float, k_max: int, max_depth: int, widen: float = 0.0, q_rule: str = "mean",
                  start: str = "bounded", surface=None, seed: int = 0, segment_steps: int = 0,
-                 stop_scope: str = "all", hold_first: bool = False, starts: int = 0, finish: bool = False):
+                 stop_scope: str = "all", hold_first: bool = False, starts: int = 0, finish: bool = False,
+                 fixed: str = "first"):
         self.max_depth, self.stop_scope = max_depth, stop_scope
         self.select = Select(c=c, k_max=k_max, max_depth=max_depth, widen=widen, q_rule=q_rule,
-                             mean_prior=start == "anywhere")
+                             mean_prior=start == "anywhere", fixed_first=fixed == "first")
         self.rules = rules(self.select, start=start, starts=starts, surface=surface, seed=seed,
                            segment_steps=segment_steps, hold_first=hold_first, finish=finish)
 
@@ -279,7 +303,8 @@ class UCTPolicy(Policy):
         return super().may_expand(node, nodes, closed) and node.depth < self.max_depth
 
     def stopper(self, node, configured):
-        if node.source in (T.FIXED, FINISH) or (self.stop_scope == "final" and node.depth < self.max_depth):
+        exempt = (T.FIXED, FINISH) if self.select.fixed_first else (FINISH,)
+        if node.source in exempt or (self.stop_scope == "final" and node.depth < self.max_depth):
             return None
         return configured()
 
@@ -291,4 +316,4 @@ def build(config, task) -> UCTPolicy:
                      start=u.start, surface=task.surface, seed=config.seed, segment_steps=config.segment_steps,
                      stop_scope=config.stopper.scope, hold_first=u.hold_first,
                      starts=u.starts if u.starts is not None else config.budget.steps // config.horizon,
-                     finish=u.finish)
+                     finish=u.finish, fixed=u.fixed)
