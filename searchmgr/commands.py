@@ -9,13 +9,16 @@ coordinator's loop, by calling :func:`apply_commands`:
   becomes a PENDING node with ``source="human"`` and a traced decision; the policy
   retries unfinished nodes first. A human child may go beyond ``uct.k_max``.
 * ``pause`` / ``resume``: while paused nothing new starts; segments in training
-  finish, then the loop waits, polling the store, until a resume or stop arrives.
-* ``stop``: nothing new starts; the search ends once the segments in training finish.
+  finish, then the loop waits, polling the store, until a resume or stop arrives (or a
+  signal: :mod:`searchmgr.signals`).
+* ``stop``: nothing new starts (nodes asked ahead included); the search ends once the
+  segments in training finish. Commands queued after it are answered ``moot``.
 * ``close``: every node of the subtree is closed in the store (``closed`` rows), so
   no policy expands it again (queued human children in it are still trained).
 
-Pause and resume are recorded as ``paused`` / ``unpaused`` events, so every reader
-of the store (the service included) sees the same state.
+Pause, resume and stop set the run's state in the store (:class:`searchmgr.store.RunState`:
+paused, running, stopping) and are logged as events, so every reader of the store (the
+service included) sees the same state.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ from searchmgr import tree as T
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verdict, verify
 from searchmgr.progress import Reporter
-from searchmgr.store import CommandKind, CommandRecord, CommandStatus, DecisionKind, Node, NodeStatus, TreeStore
+from searchmgr.store import (
+    CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore,
+)
 from searchmgr.store import Verdict as Recorded  # what became of a request, as stored
 from searchmgr.surface import ActionSurface, Scale
 
 HUMAN = "human"  # the source of nodes a person proposed
 NOTE_MAX_CHARS = 2000
-# events that say whether the search is paused: the newest one wins
-PAUSE_EVENTS = ("created", "resumed", "paused", "unpaused")
 
 
 class CommandError(ValueError):
@@ -117,20 +120,33 @@ def subtree(nodes: Sequence[Node], node_id: int) -> set[int]:
 
 
 def is_paused(store: TreeStore, search_id: int) -> bool:
-    last = store.last_event(search_id, PAUSE_EVENTS)
-    return last is not None and last["kind"] == "paused"
+    return store.run_state(search_id)[0] is RunState.PAUSED
+
+
+def settle_moot(store: TreeStore, search_id: int, why: str,
+                kinds: tuple[CommandKind, ...] = tuple(CommandKind)) -> list[CommandRecord]:
+    """Answer every queued command of ``kinds`` as moot (the run stopped or ended before it could apply them)."""
+    moot = [c for c in store.commands(search_id, CommandStatus.QUEUED) if c.kind in kinds]
+    for cmd in moot:
+        store.settle_command(cmd.id, CommandStatus.MOOT, f"{why} before it could apply this {cmd.kind.value}")
+    return moot
 
 
 def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
                    reporter: Reporter | None = None, *, wait: bool = True, poll_s: float = 0.5,
-                   sleep: Callable[[float], None] = time.sleep) -> CommandEffects:
+                   sleep: Callable[[float], None] = time.sleep, stopped: str | None = None,
+                   signalled: Callable[[], str | None] = lambda: None) -> CommandEffects:
     """Apply every queued command in order. While the search is paused and ``wait`` (nothing in training),
-    wait, polling the store every ``poll_s``, until a resume or stop command arrives; without ``wait``,
-    say ``paused``. Called by the coordinator's loop only."""
+    wait, polling the store every ``poll_s``, until a resume or stop command (or a signal: ``signalled()``
+    says why) arrives; without ``wait``, say ``paused``. Once the run is ``stopped`` (why), or a stop applies,
+    the commands still queued are answered moot. Called by the coordinator's loop only."""
     reporter = reporter or Reporter()
     stop, children, waited = None, [], False
     while True:
         for cmd in store.commands(search_id, CommandStatus.QUEUED):
+            if stopped or stop:
+                settle_moot(store, search_id, f"the run is stopping ({stopped or stop})")
+                break
             with store.atomic():  # a command applies entirely or not at all
                 status, result, child = _apply(store, search_id, surface, config, cmd)
                 store.settle_command(cmd.id, status, result, child)
@@ -139,6 +155,7 @@ def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, con
                 children.append(child)
             if cmd.kind is CommandKind.STOP and status is CommandStatus.APPLIED:
                 stop = f"stopped by command {cmd.id} from the service"
+        stop = stop or (None if stopped else signalled())
         paused = stop is None and is_paused(store, search_id)
         if not paused or not wait:
             break
@@ -165,20 +182,28 @@ def _close_subtrees(store: TreeStore, search_id: int) -> None:
 def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
            cmd: CommandRecord) -> tuple[CommandStatus, str, int | None]:
     """One command: ``(status, what happened, child id)``."""
+    state = store.run_state(search_id)[0]
     if cmd.kind is CommandKind.PAUSE:
-        store.add_event(search_id, "paused", f"paused by command {cmd.id}")
+        if state is RunState.PAUSED:
+            return CommandStatus.REJECTED, "the run is already paused", None
+        store.add_event(search_id, EventKind.PAUSED, f"paused by command {cmd.id}")
+        store.set_run_state(search_id, RunState.PAUSED, f"paused by command {cmd.id}")
         return CommandStatus.APPLIED, "paused", None
     if cmd.kind is CommandKind.RESUME:
-        store.add_event(search_id, "unpaused", f"resumed by command {cmd.id}")
+        if state is not RunState.PAUSED:
+            return CommandStatus.REJECTED, f"the run is {state.value}, not paused", None
+        store.add_event(search_id, EventKind.UNPAUSED, f"resumed by command {cmd.id}")
+        store.set_run_state(search_id, RunState.RUNNING, f"resumed by command {cmd.id}")
         return CommandStatus.APPLIED, "resumed", None
     if cmd.kind is CommandKind.STOP:
+        store.set_run_state(search_id, RunState.STOPPING, f"stop command {cmd.id}")
         return CommandStatus.APPLIED, "the search stops", None
     nodes = store.nodes(search_id)
     index = T.by_id(nodes)
     if cmd.node_id not in index:
         return CommandStatus.REJECTED, f"node {cmd.node_id} is not in this search", None
     if cmd.kind is CommandKind.CLOSE:
-        store.add_event(search_id, "closed_subtree", f"subtree of node {cmd.node_id} closed by command {cmd.id}",
+        store.add_event(search_id, EventKind.CLOSED_SUBTREE, f"subtree of node {cmd.node_id} closed by command {cmd.id}",
                         node_id=cmd.node_id)
         return CommandStatus.APPLIED, f"subtree of node {cmd.node_id} closed", None
     # a person's child: verified again against the tree as it is now

@@ -16,6 +16,7 @@ the store and resume retrains them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from searchmgr import retention
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
-from searchmgr.commands import apply_commands
+from searchmgr.commands import apply_commands, settle_moot
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate
 from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
@@ -40,7 +41,8 @@ from searchmgr.repair import quarantine
 from searchmgr.rundir import RunLock
 from searchmgr.stoppers import Peer, StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
-from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict
+from searchmgr.signals import StopSignals
+from searchmgr.store import CommandKind, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import noise, summarize
@@ -70,6 +72,18 @@ class _Live:
     diverged: str | None = None  # why, at the first non-finite evaluation of the objective
 
 
+@dataclass(frozen=True)
+class _Signalled:
+    """The executor's sink: the coordinator's, and once a signal asked the run to stop, every segment in
+    training stops at its next evaluation."""
+
+    coordinator: "Coordinator"
+
+    def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
+        stop = self.coordinator.evaluated(node_id, step, metrics)
+        return stop or self.coordinator.signals.signum is not None
+
+
 class Coordinator:
     """Ask/tell over one run's store. Build it through :mod:`searchmgr.search` (create or resume)."""
 
@@ -97,6 +111,8 @@ class Coordinator:
         self.queued: deque[Node] = deque()  # asked ahead, waiting for a free worker
         self.live: dict[int, _Live] = {}  # submitted to the executor
         self.propose_s = 0.0  # seconds spent planning and proposing
+        self.signals = StopSignals()  # explore installs its handlers: SIGTERM/SIGINT stop at the next safe point
+        self.stopping: str | None = None  # why the run stops (a stop command, a signal): nothing new starts
         self.reporter.start(task.objective.metric, config.budget.steps, store.redact)
 
     # snapshots ------------------------------------------------------------------------
@@ -138,7 +154,7 @@ class Coordinator:
                 recipe, did, source = proposed
                 return self._add_child(parent, recipe, source, did)
             self.store.close_node(self.search_id, parent.id, "no admissible distinct child")
-            self.store.add_event(self.search_id, "closed", "no admissible distinct child; parent closed",
+            self.store.add_event(self.search_id, EventKind.CLOSED, "no admissible distinct child; parent closed",
                                  node_id=parent.id)
 
     def _grow(self, parent: Node, step: policy.Grow) -> Node:
@@ -292,12 +308,12 @@ class Coordinator:
         node, objective = live.node, self.task.objective
         if trained.interrupted:
             self.store.interrupt_running(self.search_id, [node.id])
-            self.store.add_event(self.search_id, "interrupted", f"node {node.id}: {trained.error}; it is retried",
-                                 node_id=node.id)
+            self.store.add_event(self.search_id, EventKind.NODE_INTERRUPTED,
+                                 f"node {node.id}: {trained.error}; it is retried", node_id=node.id)
             self.reporter.message(f"node {node.id} was interrupted ({trained.error}); it will be retrained")
             return
         if trained.error is not None:
-            self.store.add_event(self.search_id, "failed", trained.error, node_id=node.id,
+            self.store.add_event(self.search_id, EventKind.FAILED, trained.error, node_id=node.id,
                                  data={"traceback": trained.traceback})
             self._finish(node, NodeStatus.FAILED, None, None, self.store.node(node.id).steps_trained,
                          trained.train_s, error=trained.error)
@@ -382,14 +398,16 @@ class Coordinator:
         started = time.perf_counter()
         trained, train_s = 0, 0.0
         exhausted: str | None = None  # final: nothing can ever be planned again
+        self.store.set_run_state(self.search_id, RunState.RUNNING)
         while True:
             # a person's commands (searchmgr.commands): children queued as pending nodes, pause, stop, close
             commands = apply_commands(self.store, self.search_id, self.task.surface, self.config, self.reporter,
-                                      wait=not self.live)
-            exhausted = exhausted or commands.stop
+                                      wait=not self.live, stopped=self.stopping, signalled=self.signals.reason)
+            self._stop(commands.stop or self.signals.reason())
+            exhausted = exhausted or self.stopping
             # budgets are checked again after every result: a pruned segment gives back what it did not train
             reason = exhausted or self._budget_reason(started)
-            if not commands.paused:
+            if not commands.paused and not self.stopping:  # nodes asked ahead wait for --resume after a stop
                 self._submit_queued()
             while ((reason is None or (not exhausted and self._retry_owed(self.nodes()))) and not commands.paused
                    and len(self.queued) + len(self.live) < self.executor.capacity + self.ahead):
@@ -408,11 +426,28 @@ class Coordinator:
                 if reason is None:
                     continue  # a queued node failed before training: plan again
                 break
-            for result in self.executor.wait(self):
-                self.tell(result)
+            for result in self.executor.wait(_Signalled(self)):
+                self.tell(self._signal_stopped(result))
                 trained += not result.interrupted
                 train_s += result.train_s
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
+
+    def _stop(self, why: str | None) -> None:
+        """A stop command or a signal: nothing new starts; a signal also stops the segments in training."""
+        if why is None or self.stopping:
+            return
+        self.stopping = why
+        self.store.set_run_state(self.search_id, RunState.STOPPING, why)
+        self.reporter.message(f"{why}: stopping; segments in training "
+                              + ("stop at their next evaluation (a second signal stops at once)"
+                                 if self.signals.signum is not None else "finish first"))
+
+    def _signal_stopped(self, result: Trained) -> Trained:
+        """A segment that a signal stopped (not its stopper) is interrupted: ``--resume`` retrains it."""
+        live = self.live.get(result.node_id)
+        if result.stopped and self.signals.signum is not None and live is not None and live.stopped_at is None:
+            return dataclasses.replace(result, interrupted=True, error=self.signals.reason())
+        return result
 
     def _submit_queued(self) -> None:
         while self.queued and len(self.live) < self.executor.capacity:
@@ -428,10 +463,15 @@ class Coordinator:
         outcome = Outcome(self.run_dir, self.task.objective.metric, reason, best,
                           tuple(T.path_to(nodes, best.id)) if best else (),
                           fixed[-1] if len(fixed) > 1 else None, T.steps_used(nodes), self.config.budget.steps,
-                          trained, wall, train_s, self.executor.capacity)
-        self.store.add_event(self.search_id, "stopped", reason, data={
+                          trained, wall, train_s, self.executor.capacity, stopped=self.stopping is not None,
+                          exit_status=self.signals.exit_status if self.signals.signum is not None else 0)
+        self.store.add_event(self.search_id, EventKind.STOPPED, reason, data={
             "wall_s": wall, "train_s": train_s, "nodes_trained": trained, "propose_s": self.propose_s,
             "executor": self.config.executor.name, "workers": self.executor.capacity})
+        ended = f"the run {'stopped' if self.stopping else 'ended'} ({reason})"
+        settle_moot(self.store, self.search_id, ended, (CommandKind.PAUSE, CommandKind.RESUME, CommandKind.STOP)
+                    if not self.stopping else tuple(CommandKind))
+        self.store.set_run_state(self.search_id, RunState.STOPPED if self.stopping else RunState.FINISHED, reason)
         self.reporter.finished(outcome)
         return outcome
 

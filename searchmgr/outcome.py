@@ -22,6 +22,8 @@ class Outcome:
     wall_s: float
     train_s: float  # seconds inside training, summed over workers
     workers: int = 1
+    stopped: bool = False  # stopped before its end (a command or a signal); ``--resume`` continues it
+    exit_status: int = 0  # the command line's: 128 + N when signal N stopped it (cleanly), else 0
 
     @property
     def overhead_share(self) -> float:
@@ -43,6 +45,8 @@ class Outcome:
         if self.fixed is not None and self.fixed.val_score is not None:
             lines.append(f"fixed recipe {self.metric}={self.fixed.val_score:.4g} (test {_fmt(self.fixed.test_score)})")
         lines.append(f"run: {self.run_dir}")
+        if self.stopped:
+            lines.append(f"continue with `searchmgr explore --resume {self.run_dir}`")
         return "\n".join(lines)
 
 

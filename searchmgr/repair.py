@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Sequence
 
-from searchmgr.store import Node, NodeStatus, TreeStore
+from searchmgr.store import EventKind, Node, NodeStatus, TreeStore
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def find_damage(run_dir: Path, nodes: Sequence[Node]) -> list[Damage]:
 def quarantine(store: TreeStore, node: Node, reason: str, in_flight: AbstractSet[int] = frozenset()) -> list[int]:
     """Drop ``node``'s checkpoint and fail its pending or interrupted children (but those ``in_flight``, which the
     coordinator fails when it finds their parent without a checkpoint); return the failed children."""
-    store.drop_checkpoint(node.id, reason, kind="checkpoint_damaged")
+    store.drop_checkpoint(node.id, reason, kind=EventKind.CHECKPOINT_DAMAGED)
     failed = []
     for child in store.nodes(node.search_id):
         if (child.parent_id == node.id and child.status in (NodeStatus.PENDING, NodeStatus.INTERRUPTED)
@@ -100,5 +100,5 @@ def damage_lines(store: TreeStore, run_dir: Path, search_id: int) -> list[str]:
     now = [f"node {d.node_id}: {d.reason} (not repaired yet: run `searchmgr repair {run_dir}`)"
            for d in find_damage(run_dir, store.nodes(search_id))]
     before = [f"node {e['node_id']}: {e['message']} (repaired: no longer a parent)"
-              for e in store.events(search_id) if e["kind"] == "checkpoint_damaged"]
+              for e in store.events(search_id) if e["kind"] == EventKind.CHECKPOINT_DAMAGED.value]
     return now + before

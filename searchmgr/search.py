@@ -26,7 +26,8 @@ from searchmgr.progress import Reporter
 from searchmgr.repair import repair
 from searchmgr.rundir import CONFIG_NAME, Run
 from searchmgr.sanitize import Redactor, cap, shorten
-from searchmgr.store import NodeStatus, TreeStore, save_checkpoint
+from searchmgr.signals import StopSignals
+from searchmgr.store import EventKind, NodeStatus, RunState, TreeStore, save_checkpoint
 from searchmgr.tasks import Task, TaskError, load_task, reference_of, source_change
 
 
@@ -89,7 +90,8 @@ def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Tas
     sha = save_checkpoint(state, run_dir / ref)
     store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
                       steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-    store.add_event(sid, "created", f"run created for task {task.name}",
+    store.set_run_state(sid, RunState.CREATED, f"run created for task {task.name}")
+    store.add_event(sid, EventKind.CREATED, f"run created for task {task.name}",
                     data={"info": info, "pid": os.getpid(), "host": socket.gethostname()})
 
 
@@ -158,7 +160,7 @@ def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | 
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
     ids = store.interrupt_running(row["id"])
     if ids:
-        store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
+        store.add_event(row["id"], EventKind.INTERRUPTED, f"nodes {ids} were running when the process died")
     repaired = repair(store, run_dir, row["id"])
     coordinator = _coordinator(run, config, task, row["id"], reporter)
     if ids:
@@ -169,7 +171,8 @@ def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | 
     if changed:
         coordinator.reporter.message(changed)
     owner = run.lock.previous
-    store.add_event(row["id"], "resumed", changed or "search resumed", data={
+    store.set_run_state(row["id"], RunState.CREATED, "resumed")
+    store.add_event(row["id"], EventKind.RESUMED, changed or "search resumed", data={
         "overrides": overrides, "pid": os.getpid(), "host": socket.gethostname(),
         "took_over_from": str(owner) if owner else None, "task_source": task.source.to_info()})
     return coordinator
@@ -190,25 +193,31 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
     data = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
     if task is not None:
         data["task"] = reference_of(task)
-    if resume is not None:
-        coordinator = resume_run(Path(resume), data, reporter, task)
-    else:
-        if data.get("manager", {}).get("name") == "replay" and data.get("manager", {}).get("replay"):
-            from searchmgr.managers.replay import replay_config
+    with StopSignals() as signals:  # SIGTERM/SIGINT: a clean stop at the next safe point, from creation on
+        if resume is not None:
+            coordinator = resume_run(Path(resume), data, reporter, task)
+        else:
+            if data.get("manager", {}).get("name") == "replay" and data.get("manager", {}).get("replay"):
+                from searchmgr.managers.replay import replay_config
 
-            data = replay_config(data)  # the original run's task, seed, budget ...; overrides win
-        if "task" not in data:
-            raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
-        coordinator = create_run(build_config(data), reporter, task)
-    try:
-        if on_start is not None:
-            on_start(coordinator.run_dir)
-        return coordinator.run()
-    except KeyboardInterrupt:
-        ids = coordinator.interrupt()
-        coordinator.store.add_event(coordinator.search_id, "interrupted",
-                                    f"stopped by the user; nodes {ids} interrupted")
-        raise
-    finally:
-        coordinator.close()
+                data = replay_config(data)  # the original run's task, seed, budget ...; overrides win
+            if "task" not in data:
+                raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
+            coordinator = create_run(build_config(data), reporter, task)
+        coordinator.signals = signals
+        try:
+            if on_start is not None:
+                on_start(coordinator.run_dir)
+            return coordinator.run()
+        except KeyboardInterrupt:  # a second signal: stop now; the store's transactions keep it consistent
+            ids = coordinator.interrupt()
+            why = f"stopped at once by {signals.received or 'SIGINT'}; nodes {ids} interrupted"
+            coordinator.store.add_event(coordinator.search_id, EventKind.INTERRUPTED, why)
+            coordinator.store.set_run_state(coordinator.search_id, RunState.STOPPED, why)
+            raise
+        except Exception as e:
+            coordinator.store.set_run_state(coordinator.search_id, RunState.FAILED, f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            coordinator.close()
 

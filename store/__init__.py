@@ -2,12 +2,12 @@
 
 from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, save_checkpoint
 from searchmgr.store.db import (
-    CommandKind, CommandRecord, CommandStatus, CorruptStore, DecisionKind, DecisionRecord, Node, NodeNotFound,
-    NodeStatus, StoreError, TreeStore, Verdict,
+    CommandKind, CommandRecord, CommandStatus, CorruptStore, DecisionKind, DecisionRecord, EventKind, Node,
+    NodeNotFound, NodeStatus, RunState, StoreError, TreeStore, Verdict,
 )
 
 __all__ = [
     "CheckpointCorrupt", "load_checkpoint", "save_checkpoint", "CommandKind", "CommandRecord", "CommandStatus",
-    "CorruptStore", "DecisionKind", "DecisionRecord",
+    "CorruptStore", "DecisionKind", "DecisionRecord", "EventKind", "RunState",
     "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore", "Verdict",
 ]

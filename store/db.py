@@ -2,7 +2,8 @@
 
 Storage contract
 ----------------
-* Tables: ``searches`` (one per run), ``nodes`` (the tree), ``metrics`` (namespaced
+* Tables: ``searches`` (one per run, with its lifecycle :class:`RunState` in ``state``, written by the
+  owner only), ``nodes`` (the tree), ``metrics`` (namespaced
   key/value per node and step), ``decisions`` (every manager and stopper request:
   context, raw response, verdict, whether it was applied; for supervised runs also the
   snapshot step, recipe version and applied step), ``events`` (a log), ``supervision``
@@ -110,6 +111,46 @@ class CommandStatus(str, enum.Enum):
     QUEUED = "queued"  # written by the service, not yet seen by the search
     APPLIED = "applied"
     REJECTED = "rejected"  # the search could not apply it (``result`` says why)
+    MOOT = "moot"  # overtaken before it could apply: the run stopped first (``result`` says how)
+
+
+class RunState(str, enum.Enum):
+    """A run's lifecycle as its owner writes it (:meth:`TreeStore.set_run_state`). Readers check a live state
+    against the owner lock: a live state without a live owner is an interrupted run
+    (:mod:`searchmgr.lifecycle`)."""
+
+    CREATED = "created"  # being built, or built and not yet started
+    RUNNING = "running"
+    PAUSED = "paused"  # by a person's command: segments in training finish, nothing new starts
+    STOPPING = "stopping"  # a stop command or a signal: segments in training end, then the owner exits
+    STOPPED = "stopped"  # stopped before its end (command, signal); ``--resume`` continues
+    FINISHED = "finished"  # a budget spent, the tree exhausted, the horizon trained
+    FAILED = "failed"  # the owner ended on an error (``state_reason`` says which)
+
+    @property
+    def live(self) -> bool:
+        """Only a live owner can be in this state: without one, the run was interrupted."""
+        return self in (RunState.CREATED, RunState.RUNNING, RunState.PAUSED, RunState.STOPPING)
+
+
+class EventKind(str, enum.Enum):
+    """What an ``events`` row records. Run events have no node; node events name theirs."""
+
+    CREATED = "created"
+    RESUMED = "resumed"
+    PAUSED = "paused"
+    UNPAUSED = "unpaused"
+    STOPPED = "stopped"  # the owner ended the run (its message says why)
+    INTERRUPTED = "interrupted"  # the run's owner stopped by a signal or found nodes a dead owner left running
+    NODE_INTERRUPTED = "node_interrupted"  # a worker died or a signal stopped the node; it is retried
+    FAILED = "failed"  # a node's segment failed
+    CLOSED = "closed"  # a parent with no admissible distinct child
+    CLOSED_SUBTREE = "closed_subtree"  # a person closed a subtree
+    CHECKPOINT_DELETED = "checkpoint_deleted"  # retention
+    CHECKPOINT_DAMAGED = "checkpoint_damaged"  # repair
+    SKIPPED = "skipped"  # supervise asked nothing at a boundary
+    COMMAND = "command"  # a person's command applied to a supervised run
+    REEVALUATED = "reevaluated"  # select.reevaluate: the top schedules evaluated afresh (data: their scores)
 
 
 def _now() -> float:
@@ -298,9 +339,26 @@ def _add_supervision(db: sqlite_utils.Database) -> None:
                              foreign_keys=[("search_id", "searches", "id")])
 
 
+def _add_run_state(db: sqlite_utils.Database) -> None:
+    """The run's lifecycle as data (:class:`RunState`), backfilled from the newest lifecycle event."""
+    db["searches"].add_column("state", str)
+    db["searches"].add_column("state_reason", str)
+    db["searches"].add_column("state_at", float)
+    for row in list(db["searches"].rows):
+        last = list(db["events"].rows_where(
+            "search_id = ? AND kind IN ('created', 'resumed', 'unpaused', 'paused', 'stopped', 'interrupted')",
+            [row["id"]], order_by="id DESC", limit=1))
+        kind, message = (last[0]["kind"], last[0]["message"] or "") if last else ("stopped", "")
+        state = {"paused": RunState.PAUSED, "interrupted": RunState.STOPPED}.get(kind, RunState.RUNNING)
+        if kind == "stopped":
+            state = RunState.STOPPED if message.startswith("stopped by") else RunState.FINISHED
+        db["searches"].update(row["id"], {"state": state.value, "state_reason": message or None,
+                                          "state_at": last[0]["created_at"] if last else _now()})
+
+
 MIGRATIONS = [("0001_initial", _create_v1), ("0002_coordinator", _coordinator_v2),
               ("0002_commands", _create_commands), ("0003_serve_revisions", _create_revisions),
-              ("0004_supervise", _add_supervision)]
+              ("0004_supervise", _add_supervision), ("0005_run_state", _add_run_state)]
 BUSY_TIMEOUT_S = 30.0  # how long a transaction waits for another writer's (short) transaction
 TABLES = ("searches", "nodes", "metrics", "decisions", "events")  # without them, nothing can be read
 
@@ -456,6 +514,23 @@ class TreeStore:
                                    "copy or start a new run")
         return out
 
+    def set_run_state(self, search_id: int, state: RunState, reason: str | None = None) -> None:
+        """The owner records the run's lifecycle (no revision bump: a state is not a change of the tree)."""
+        with self.atomic():
+            self.db["searches"].update(search_id, {"state": RunState(state).value,
+                                                   "state_reason": self._text(reason), "state_at": _now()})
+
+    def run_state(self, search_id: int) -> tuple[RunState, str | None]:
+        """The run's lifecycle as its owner last wrote it, and why."""
+        row = self.db.execute("SELECT state, state_reason FROM searches WHERE id = ?", [search_id]).fetchone()
+        if row is None:
+            raise StoreError(f"no search {search_id} in {self.path}")
+        try:
+            return RunState(row[0] or RunState.CREATED.value), row[1]
+        except ValueError:
+            raise CorruptStore(f"the run state {cap(str(row[0]), 40)!r} of {self.path} is not one of "
+                               f"{[s.value for s in RunState]}; restore tree.db from a copy") from None
+
     def update_search_config(self, search_id: int, config: dict) -> None:
         with self.atomic():
             self.db["searches"].update(search_id, {"config": json.dumps(config)})
@@ -595,9 +670,9 @@ class TreeStore:
     def closed(self, search_id: int) -> frozenset[int]:
         return frozenset(r["node_id"] for r in self.db["closed"].rows_where("search_id = ?", [search_id]))
 
-    def drop_checkpoint(self, node_id: int, reason: str, kind: str = "checkpoint_deleted") -> None:
+    def drop_checkpoint(self, node_id: int, reason: str, kind: EventKind = EventKind.CHECKPOINT_DELETED) -> None:
         """Forget a node's checkpoint: retention records it before the file is deleted, so resume never needs it;
-        repair (``kind="checkpoint_damaged"``) when the file is missing or corrupt, so nothing branches from it."""
+        repair (``kind=EventKind.CHECKPOINT_DAMAGED``) when the file is missing or corrupt, so nothing branches from it."""
         node = self.node(node_id)
         with self.atomic():
             self.db["nodes"].update(node_id, {"checkpoint": None})
@@ -617,20 +692,21 @@ class TreeStore:
         return json.loads(rows[0]["settings"]) if rows else None
 
     # events -------------------------------------------------------------------
-    def add_event(self, search_id: int, kind: str, message: str, node_id: int | None = None,
+    def add_event(self, search_id: int, kind: EventKind, message: str, node_id: int | None = None,
                   data: Any = None) -> None:
         with self.atomic():
-            self.db["events"].insert({"search_id": search_id, "node_id": node_id, "kind": kind,
+            self.db["events"].insert({"search_id": search_id, "node_id": node_id, "kind": EventKind(kind).value,
                                       "message": self._text(message), "data": self._json(data) if data else None,
                                       "created_at": _now()})
 
     def events(self, search_id: int) -> list[dict]:
         return list(self.db["events"].rows_where("search_id = ?", [search_id], order_by="id"))
 
-    def last_event(self, search_id: int, kinds: tuple[str, ...]) -> dict | None:
+    def last_event(self, search_id: int, kinds: tuple[EventKind, ...]) -> dict | None:
         """The newest event of one of ``kinds``."""
         rows = list(self.db["events"].rows_where(
-            f"search_id = ? AND kind IN ({', '.join('?' * len(kinds))})", [search_id, *kinds],
+            f"search_id = ? AND kind IN ({', '.join('?' * len(kinds))})",
+            [search_id, *(EventKind(k).value for k in kinds)],
             order_by="id DESC", limit=1))
         return rows[0] if rows else None
 

@@ -38,7 +38,7 @@ from searchmgr import tree as T
 from searchmgr.commands import NOTE_MAX_CHARS, CommandError, verify_child
 from searchmgr.schedule import ScheduleError, schedule_of
 from searchmgr.serve import runs as R
-from searchmgr.store import CommandKind, NodeNotFound, StoreError, TreeStore
+from searchmgr.store import CommandKind, CommandStatus, Node, NodeNotFound, StoreError, TreeStore
 from searchmgr.surface import ActionSurface
 from searchmgr.tasks import TaskError, make_task
 
@@ -183,6 +183,21 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
         with TreeStore.for_commands(run.db) as store:
             return store.queue_command(store.search()["id"], kind, node_id, payload)
 
+    def refuse_unless(run: R.Run, store: TreeStore, search_id: int, kind: CommandKind) -> R.RunView:
+        """The run's state; a 409 with the reason when the run cannot apply ``kind`` now."""
+        view = R.view_of(run, store, search_id)
+        why = view.refusal(kind)
+        if why is not None:
+            raise ApiError(409, f"run {run.id}: {why}", run_status=view.status.value)
+        return view
+
+    def queued_children(store: TreeStore, search_id: int, parent: Node) -> list[dict]:
+        """The recipes of children of ``parent`` queued and not yet applied: a second one alike is a duplicate."""
+        return [{**parent.recipe, **{k: v for k, v in c.payload["recipe"].items() if k in parent.recipe}}
+                for c in store.commands(search_id, CommandStatus.QUEUED)
+                if c.kind is CommandKind.CHILD and c.node_id == parent.id and isinstance(c.payload, dict)
+                and isinstance(c.payload.get("recipe"), dict)]
+
     # reads ----------------------------------------------------------------------------
     @app.get("/api/runs")
     def list_runs() -> JSONResponse:
@@ -239,19 +254,19 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
             index = T.by_id(nodes)
             if nid not in index:
                 raise ApiError(404, f"run {r.id} has no node {nid}")
+            view = refuse_unless(r, store, row["id"], CommandKind.CHILD)
             surface = surface_of(r, row)
-            siblings = [c.recipe for c in T.children(nodes, nid)]
+            siblings = [c.recipe for c in T.children(nodes, nid)] + queued_children(store, row["id"], index[nid])
             try:
                 verdict, reasons = verify_child(surface, index[nid], siblings, recipe, note,
                                                 max_depth=row["config"]["max_depth"])
             except CommandError as e:
                 raise ApiError(409, str(e)) from None
-            status = R.status_of(store, row["id"])
         if not verdict.ok:
             raise ApiError(422, "the verifier rejected this child: " + "; ".join(reasons), reasons=reasons)
         cid = queue(r, CommandKind.CHILD, nid, {"recipe": recipe, "note": note})
-        when = ("the search trains it next" if status in (R.RunStatus.RUNNING, R.RunStatus.PAUSED) else
-                f"the search is {status.value}: it is trained when the run is resumed "
+        when = ("the search trains it next" if view.status.live else
+                f"the search is {view.status.value}: it is trained when the run is resumed "
                 f"(searchmgr explore --resume {r.path})")
         return JSONResponse({"command": cid, "status": "queued", "parent": nid, "recipe": verdict.recipe,
                              "message": f"queued as command {cid}; {when}"}, status_code=202)
@@ -261,9 +276,11 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
         r, nid = run_of(run), node_id_of(node)
         await write_body(request, set())
         with R.snapshot(r) as store:
-            known = {n.id for n in store.nodes(store.search()["id"])}
-        if nid not in known:
-            raise ApiError(404, f"run {r.id} has no node {nid}")
+            sid = store.search()["id"]
+            known = {n.id for n in store.nodes(sid)}
+            if nid not in known:
+                raise ApiError(404, f"run {r.id} has no node {nid}")
+            refuse_unless(r, store, sid, CommandKind.CLOSE)
         cid = queue(r, CommandKind.CLOSE, nid)
         return JSONResponse({"command": cid, "status": "queued"}, status_code=202)
 
@@ -272,10 +289,7 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
             r = run_of(run)
             await write_body(request, set())
             with R.snapshot(r) as store:
-                status = R.status_of(store, store.search()["id"])
-            if kind.value not in status.accepts:
-                raise ApiError(409, f"run {r.id} is {status.value}; {kind.value} applies to "
-                                    f"{'a paused' if kind is CommandKind.RESUME else 'a running'} search")
+                refuse_unless(r, store, store.search()["id"], kind)
             cid = queue(r, kind)
             return JSONResponse({"command": cid, "status": "queued"}, status_code=202)
         return post

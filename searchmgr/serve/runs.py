@@ -8,7 +8,6 @@ search could wait on, and never writes anything but commands (:mod:`.app`).
 from __future__ import annotations
 
 import contextlib
-import enum
 import math
 import re
 from dataclasses import dataclass
@@ -17,27 +16,13 @@ from typing import Any, Iterator, Sequence
 
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN
-from searchmgr.store import DecisionKind, DecisionRecord, Node, NodeStatus, StoreError, TreeStore, Verdict
+from searchmgr.lifecycle import RunStatus, RunView, read_run
+from searchmgr.store import (DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore,
+                             Verdict)
 from searchmgr.tasks import TaskError, stored_objective
 from searchmgr.tasks.base import Objective
 
 DB_NAME = "tree.db"
-
-
-class RunStatus(str, enum.Enum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"  # by a person (stop command, Ctrl-C) or a killed process
-    FINISHED = "finished"  # a budget was spent or the tree exhausted
-
-    @property
-    def accepts(self) -> tuple[str, ...]:
-        """Control commands that make sense now."""
-        return {RunStatus.RUNNING: ("pause", "stop"), RunStatus.PAUSED: ("resume", "stop")}.get(self, ())
-
-
-# the newest of these events says what the search is doing
-_LIFECYCLE = ("created", "resumed", "unpaused", "paused", "stopped", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -85,18 +70,14 @@ def finite(x: Any) -> Any:
     return x
 
 
-def status_of(store: TreeStore, search_id: int) -> RunStatus:
-    last = store.last_event(search_id, _LIFECYCLE)
-    kind = last["kind"] if last else "stopped"
-    if kind == "paused":
-        return RunStatus.PAUSED
-    if kind == "interrupted" or (kind == "stopped" and last and last["message"].startswith("stopped by")):
-        return RunStatus.STOPPED
-    return RunStatus.FINISHED if kind == "stopped" else RunStatus.RUNNING
+def view_of(run: Run, store: TreeStore, search_id: int) -> RunView:
+    """The run's state as stored, checked against its owner lock (:mod:`searchmgr.lifecycle`)."""
+    return read_run(store, search_id, run.path)
 
 
-def node_json(n: Node) -> dict:
-    return {"id": n.id, "parent_id": n.parent_id, "depth": n.depth, "status": n.status.value, "source": n.source,
+def node_json(n: Node, view: RunView | None = None) -> dict:
+    status = view.node_status(n) if view is not None else n.status
+    return {"id": n.id, "parent_id": n.parent_id, "depth": n.depth, "status": status.value, "source": n.source,
             "recipe": n.recipe, "val_score": n.val_score, "test_score": n.test_score, "utility": n.utility,
             "start_step": n.start_step, "end_step": n.end_step, "steps_trained": n.steps_trained,
             "visits": n.visits, "error": n.error, "rev": n.rev}
@@ -114,10 +95,12 @@ def _summary(run: Run, store: TreeStore, row: dict, nodes: list[Node]) -> dict:
     objective = _objective(row)
     best = T.best_leaf(nodes, objective, cfg["max_depth"])
     fixed = T.fixed_path(nodes)[-1] if nodes else None
-    status = status_of(store, row["id"])
+    view = view_of(run, store, row["id"])
     return {
-        "id": run.id, "path": str(run.path), "task": row["task"], "status": status.value,
-        "accepts": list(status.accepts), "metric": objective.metric, "direction": objective.direction.value,
+        "id": run.id, "path": str(run.path), "task": row["task"], "status": view.status.value,
+        "state_reason": view.reason, "hint": view.hint, "supervised": view.supervised,
+        "accepts": [k.value for k in view.accepts], "metric": objective.metric,
+        "direction": objective.direction.value,
         "best": {"node": best.id, "val_score": best.val_score, "test_score": best.test_score} if best else None,
         "fixed": {"node": fixed.id, "val_score": fixed.val_score, "test_score": fixed.test_score}
         if fixed is not None and fixed.depth else None,
@@ -141,8 +124,11 @@ def tree(run: Run, after: int | None = None) -> dict:
         s = _summary(run, store, row, nodes)
         best = T.path_to(nodes, s["best"]["node"]) if s["best"] else []
         changed = nodes if after is None else [n for n in nodes if n.rev > after]
+        view = view_of(run, store, row["id"])
+        if view.owner is None and after is not None:  # nodes its dead owner left running now read as interrupted
+            changed += [n for n in nodes if n.status is NodeStatus.RUNNING and n.rev <= after]
         out = {"run": run.id, "revision": s["revision"], "full": after is None, "summary": s,
-               "nodes": [node_json(n) for n in changed], "best_path": [n.id for n in best],
+               "nodes": [node_json(n, view) for n in changed], "best_path": [n.id for n in best],
                "fixed_path": [n.id for n in T.fixed_path(nodes)] if nodes else []}
         if after is None:
             out["surface"] = row["surface"]
@@ -189,7 +175,7 @@ def node_detail(run: Run, node_id: int) -> dict:
         stopper = store.decisions(row["id"], node_id=node_id, kind=DecisionKind.STOPPER)
         kids = T.children(nodes, node_id)
         return finite({
-            "run": run.id, "revision": store.revision(), "node": node_json(n),
+            "run": run.id, "revision": store.revision(), "node": node_json(n, view_of(run, store, row["id"])),
             "parent_recipe": parent.recipe if parent else None,
             "change": {k: {"from": parent.recipe.get(k), "to": v} for k, v in n.recipe.items()
                        if parent and parent.recipe.get(k) != v},
