@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from searchmgr import tree as T
 from searchmgr.config import SearchConfig
+from searchmgr.errors import UserError
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verdict, verify
 from searchmgr.progress import Reporter
 from searchmgr.store import (
@@ -42,7 +43,7 @@ HUMAN = "human"  # the source of nodes a person proposed
 NOTE_MAX_CHARS = 2000
 
 
-class CommandError(ValueError):
+class CommandError(UserError, ValueError):
     """A command that cannot apply to the run as it stands (unknown node, nothing to branch from ...)."""
 
 

@@ -15,12 +15,13 @@ from typing import Any, Literal, Mapping, Sequence, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from searchmgr.errors import UserError
 from searchmgr.managers import manager_names
 from searchmgr.sanitize import shorten
 from searchmgr.stoppers import stopper_names
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad override or an inconsistent configuration; the message says how to fix it."""
 
 

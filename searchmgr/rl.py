@@ -38,12 +38,13 @@ import gymnasium
 import numpy as np
 import torch
 
+from searchmgr.errors import UserError
 from searchmgr.tasks import PLUGIN_MODULE_PREFIX
 
 FORMAT = 1  # the layout of snapshot(); restore() refuses others
 
 
-class EnvSnapshotError(ValueError):
+class EnvSnapshotError(UserError, ValueError):
     """An environment that cannot be captured exactly; the message says what to do instead."""
 
 

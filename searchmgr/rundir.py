@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from searchmgr.config import ConfigError, SearchConfig, build_config
+from searchmgr.errors import UserError
 from searchmgr.sanitize import Redactor, shorten
 from searchmgr.store import CorruptStore, StoreError, TreeStore, faults
 
@@ -47,7 +48,7 @@ LOCK_NAME = "owner.lock"
 PARTIAL = ".partial-"  # infix of the hidden sibling a run is built in
 
 
-class RunNotFound(FileNotFoundError):
+class RunNotFound(UserError, FileNotFoundError):
     def __str__(self) -> str:
         return f"{self.args[0]} is not a run directory (no {DB_NAME}); give the out= of an earlier explore"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from searchmgr import tree as T
+from searchmgr.errors import UserError
 from searchmgr.rundir import open_run, stored_config
 from searchmgr.store import TreeStore
 from searchmgr.tasks import stored_objective
@@ -16,8 +17,8 @@ from searchmgr.tasks import stored_objective
 FORMAT = "searchmgr.schedule/1"
 
 
-class ScheduleError(ValueError):
-    pass
+class ScheduleError(UserError, ValueError):
+    """A schedule file or run that cannot be exported, read or replayed; the message says why."""
 
 
 @dataclass(frozen=True)

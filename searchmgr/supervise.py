@@ -51,6 +51,7 @@ from searchmgr import uct
 from searchmgr.attempts import Attempt, run_attempts
 from searchmgr.config import ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.decision import Decision
+from searchmgr.errors import SearchmgrError
 from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
@@ -174,7 +175,7 @@ def _copy(state: dict) -> dict:
     return torch.load(buf, weights_only=False)
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(SearchmgrError, RuntimeError):
     """A chunk raised or diverged; the segment is recorded as failed and the run stops."""
 
 

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+from searchmgr.errors import UserError
+
 Recipe = dict[str, float]
 
 
@@ -112,7 +114,7 @@ class Knob:
         }
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A recipe that does not fit the action surface."""
 
 

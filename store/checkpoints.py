@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 
+from searchmgr.errors import UserError
 
-class CheckpointCorrupt(RuntimeError):
+
+class CheckpointCorrupt(UserError, RuntimeError):
     """A checkpoint file is missing or its bytes do not match the recorded sha256."""
 
 

@@ -45,11 +45,12 @@ from typing import Any, Iterator, Literal
 
 import sqlite_utils
 
+from searchmgr.errors import UserError
 from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_STORED_CHARS, Redactor, cap
 from searchmgr.store import faults
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """Base of the store's errors."""
 
 
@@ -58,7 +59,9 @@ class CorruptStore(StoreError):
 
 
 class NodeNotFound(StoreError, KeyError):
-    pass
+    """A node id the run does not have (also a KeyError, for callers that catch that)."""
+
+    __str__ = BaseException.__str__  # the message itself, not KeyError's quoted repr of it
 
 
 class NodeStatus(str, enum.Enum):
@@ -554,7 +557,7 @@ class TreeStore:
         try:
             return Node.from_row(self.db["nodes"].get(node_id))
         except sqlite_utils.db.NotFoundError:
-            raise NodeNotFound(node_id) from None
+            raise NodeNotFound(f"no node {node_id} in {self.path}") from None
 
     def nodes(self, search_id: int) -> list[Node]:
         return [Node.from_row(r) for r in self.db["nodes"].rows_where("search_id = ?", [search_id], order_by="id")]

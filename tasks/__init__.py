@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 from pydantic import ValidationError
 
+from searchmgr.errors import UserError
 from searchmgr.sanitize import shorten
 from searchmgr.tasks.base import (
     Direction,
@@ -53,7 +54,7 @@ ENTRY_POINT_GROUP = "searchmgr.tasks"
 PLUGIN_MODULE_PREFIX = "searchmgr_plugin_"  # modules imported from a file path are named after it
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A task reference that cannot be turned into a valid task; the message names the fix."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol
 
+from searchmgr.errors import UserError
 from searchmgr.store import CheckpointCorrupt, load_checkpoint, save_checkpoint
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
@@ -125,5 +126,5 @@ class Executor(ABC):
         """Stop workers and release resources."""
 
 
-class ExecutorUnavailable(RuntimeError):
+class ExecutorUnavailable(UserError, RuntimeError):
     """The executor cannot run here (a missing optional dependency); the message says what to install."""

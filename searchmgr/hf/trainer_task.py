@@ -42,6 +42,7 @@ import torch
 from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
+from searchmgr.errors import UserError
 from searchmgr.hf.knobs import HFKnob, TrainerParts
 from searchmgr.surface import ActionSurface, Recipe
 from searchmgr.tasks.base import (
@@ -51,7 +52,7 @@ from searchmgr.tasks.base import (
 UNTIMED = ("runtime", "per_second", "epoch")  # eval_* keys that measure the machine, not the model
 
 
-class HyperparameterMismatch(RuntimeError):
+class HyperparameterMismatch(UserError, RuntimeError):
     """A knob whose effective value in the Trainer differs from the node's recipe."""
 
 

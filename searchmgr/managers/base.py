@@ -12,13 +12,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
+from searchmgr.errors import UserError
 from searchmgr.sanitize import MAX_FIELD_CHARS, cap
 from searchmgr.surface import ActionSurface
 from searchmgr.objective import Family, Objective
 from searchmgr.telemetry import Summary
 
 
-class ManagerError(RuntimeError):
+class ManagerError(UserError, RuntimeError):
     """The manager could not answer (for example its endpoint stayed down after retries).
 
     The search records it in the trace and lets the fallback manager decide.

@@ -37,6 +37,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import openai
 
+from searchmgr.errors import UserError
 from searchmgr.sanitize import Redactor, cap, one_line
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ MODES: tuple[OutputMode, ...] = ("json_schema", "json_object_schema", "json_obje
 NO_KEY = "not-set"  # sent when the key variable is unset: local servers (llama.cpp, vLLM, Ollama) ignore it
 
 
-class BackendError(RuntimeError):
+class BackendError(UserError, RuntimeError):
     """The endpoint could not answer (after the bounded retries, or at once for non-retryable errors)."""
 
     def __init__(self, message: str, latency_s: float | None = None):

@@ -135,7 +135,7 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, e: StoreError) -> JSONResponse:
-        return _json_error(404 if isinstance(e, (NodeNotFound, R.NodeMissing)) else 409, str(e))
+        return _json_error(404 if isinstance(e, NodeNotFound) else 409, str(e))
 
     # helpers --------------------------------------------------------------------------
     def run_of(run: str) -> R.Run:

@@ -154,7 +154,7 @@ def node_detail(run: Run, node_id: int) -> dict:
         nodes = store.nodes(row["id"])
         index = T.by_id(nodes)
         if node_id not in index:
-            raise NodeMissing(f"run {run.id} has no node {node_id}; node ids are 1..{max(index, default=0)}")
+            raise NodeNotFound(f"run {run.id} has no node {node_id}; node ids are 1..{max(index, default=0)}")
         n = index[node_id]
         parent = index.get(n.parent_id)
         objective = _objective(row)
@@ -198,7 +198,3 @@ def commands(run: Run) -> dict:
              "child_id": c.child_id, "created_at": c.created_at, "applied_at": c.applied_at,
              "recipe": c.payload.get("recipe") if isinstance(c.payload, dict) else None}
             for c in store.commands(sid)]})
-
-
-class NodeMissing(StoreError, LookupError):
-    """A node id the run does not have."""
