@@ -166,7 +166,8 @@ def test_each_uct_rule_changes_only_the_plan_it_names():
     at = lambda parent: policies.Expand(parent, sel.selection)  # noqa: E731
     wait = policies.Wait("busy")
     # hold-first: an Expand of a non-root parent without a same-recipe child becomes a hold child
-    lone = nodes[:2] + [node(4, 2, 2, source="heuristic", val=0.9, recipe={"lr": 0.5})]
+    lone = [nodes[0], node(2, 1, 1, source="start", val=1.0),
+            node(4, 2, 2, source="heuristic", val=0.9, recipe={"lr": 0.5})]
     assert U.HoldFirst()(at(2), U.Snapshot(lone)) == policies.Grow(2, R, U.HOLD, "hold first: continue the "
                                                                    "parent's recipe unchanged")
     assert U.HoldFirst()(at(2), snap) == at(2)  # node 3 already holds node 2's recipe
