@@ -18,12 +18,11 @@ from pydantic import Field
 from sklearn.datasets import load_digits
 
 from searchmgr.surface import ActionSurface, Knob, Recipe, Role, Scale
-from searchmgr.tasks import (
-    Direction, Family, Objective, OnEval, Segment, SegmentResult, SearchDefaults, Task, TaskOptions,
-)
+from searchmgr.tasks import Direction, Family, Objective, OnEval, Segment, SegmentResult, SearchDefaults, Task
+from searchmgr.tasks.device import DeviceOptions
 
 
-class DigitsOptions(TaskOptions):
+class DigitsOptions(DeviceOptions):  # adds device= (cpu, cuda, cuda:N; checked against this machine)
     preset: str = Field("default", description="default or smoke (tiny budgets for tests)")
     n_train: int = Field(200, ge=20, le=1000, description="training images (few, so the MLP overfits)")
     width: int = Field(256, ge=8, description="hidden width of the MLP")
@@ -46,7 +45,8 @@ class DigitsTask(Task):
         x = torch.tensor(x, dtype=torch.float32) / 16.0  # (1797, 64) in [0, 1]
         y = torch.tensor(y, dtype=torch.long)  # (1797,)
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))  # a fixed split
-        n = self.options.n_train
+        n, self.device = self.options.n_train, torch.device(self.options.device)
+        x, y = x.to(self.device), y.to(self.device)
         self.train_set = (x[order[:n]], y[order[:n]])
         self.val_set = (x[order[1000:1400]], y[order[1000:1400]])
         self.test_set = (x[order[1400:]], y[order[1400:]])
@@ -80,8 +80,11 @@ class DigitsTask(Task):
         model = self._model()
         opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
         data = torch.Generator().manual_seed(seed)  # the minibatch order
-        return {"model": model.state_dict(), "optim": opt.state_dict(), "step": 0,
-                "rng": torch.get_rng_state(), "data_rng": data.get_state()}
+        state = {"model": model.state_dict(), "optim": opt.state_dict(), "step": 0,
+                 "rng": torch.get_rng_state(), "data_rng": data.get_state()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     @torch.no_grad()
     def _evaluate(self, model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
@@ -93,12 +96,14 @@ class DigitsTask(Task):
         return loss, acc
 
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
-        # resume model, optimizer, RNG and data order
-        model = self._model()
+        # resume model, optimizer, RNG and data order (checkpoints arrive on the CPU: move the model first)
+        model = self._model().to(self.device)
         model.load_state_dict(checkpoint["model"])
         opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
         opt.load_state_dict(checkpoint["optim"])
         torch.set_rng_state(checkpoint["rng"])
+        if self.device.type == "cuda":  # dropout draws from the device's RNG
+            torch.cuda.set_rng_state(checkpoint["cuda_rng"], self.device)
         data = torch.Generator()
         data.set_state(checkpoint["data_rng"])
         # apply the recipe
@@ -115,7 +120,7 @@ class DigitsTask(Task):
             lr = recipe["lr"] * 0.5 * (1 + math.cos(math.pi * min(step / segment.horizon, 1.0)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            idx = torch.randint(0, len(y), (self.options.batch,), generator=data)  # (B,)
+            idx = torch.randint(0, len(y), (self.options.batch,), generator=data).to(self.device)  # (B,)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -133,4 +138,6 @@ class DigitsTask(Task):
                     return SegmentResult(None, i, metrics, stopped=True)
         ckpt = {"model": model.state_dict(), "optim": opt.state_dict(), "step": segment.end_step,
                 "rng": torch.get_rng_state(), "data_rng": data.get_state()}
+        if self.device.type == "cuda":
+            ckpt["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return SegmentResult(ckpt, segment.steps, metrics)

@@ -128,7 +128,7 @@ def _roundtrip(state: dict) -> dict:
     buf = io.BytesIO()
     torch.save(state, buf)
     buf.seek(0)
-    return torch.load(buf, weights_only=False)
+    return torch.load(buf, weights_only=False, map_location="cpu")
 
 
 def parse_replay_overrides(words: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -49,4 +49,4 @@ def load_checkpoint(path: Path, sha256: str) -> dict:
             f"checkpoint {path} is corrupt: sha256 {digest[:12]}… does not match the recorded {sha256[:12]}…; "
             "delete the node's subtree or start a new run"
         )
-    return torch.load(io.BytesIO(data), weights_only=False)
+    return torch.load(io.BytesIO(data), weights_only=False, map_location="cpu")  # the task moves it (docs/tasks.md)

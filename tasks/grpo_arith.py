@@ -68,6 +68,7 @@ from searchmgr.tasks._arith import (
 from searchmgr.tasks.base import (
     Direction, Family, Objective, OnEval, SearchDefaults, Segment, SegmentResult, Task, TaskOptions,
 )
+from searchmgr.tasks.device import check_device
 
 FORMAT_WEIGHT = 0.25  # weight of format_reward (correctness has weight 1); a power of two keeps group stds exactly 0
 
@@ -149,9 +150,7 @@ class GrpoArithOptions(TaskOptions):
     def _check_device(cls, v: str) -> str:
         if v not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {v!r}")
-        if v == "cuda" and not torch.cuda.is_available():
-            raise ValueError("CUDA is not available on this machine; use device=cpu")
-        return v
+        return check_device(v)
 
 
 def divisors_from_two(n: int) -> list[int]:

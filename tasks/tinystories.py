@@ -17,7 +17,6 @@ validation losses are measured on fixed windows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +33,7 @@ from searchmgr.tasks.toy import cosine_factor
 from searchmgr.tasks.base import (
     Direction, Family, Objective, OnEval, SearchDefaults, Segment, SegmentResult, Task, TaskOptions,
 )
+from searchmgr.tasks.device import check_device
 
 
 @dataclass(frozen=True)
@@ -108,11 +108,7 @@ class TinyStoriesOptions(TaskOptions):
     @field_validator("device")
     @classmethod
     def _check_device(cls, v: str) -> str:
-        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", v):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {v!r}")
-        if v.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("CUDA is not available on this machine; use device=cpu")
-        return v
+        return check_device(v)
 
     @field_validator("data")
     @classmethod

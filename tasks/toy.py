@@ -16,12 +16,11 @@ import torch.nn as nn
 from pydantic import Field
 
 from searchmgr.surface import ActionSurface, Knob, Recipe, Role, Scale
-from searchmgr.tasks.base import (
-    Direction, Family, Objective, OnEval, Segment, SegmentResult, SearchDefaults, Task, TaskOptions,
-)
+from searchmgr.tasks.base import Direction, Family, Objective, OnEval, Segment, SegmentResult, SearchDefaults, Task
+from searchmgr.tasks.device import DeviceOptions
 
 
-class ToyOptions(TaskOptions):
+class ToyOptions(DeviceOptions):
     preset: str = "default"
     n_train: int = Field(48, ge=8, description="training samples (few, so the model overfits)")
     noise: float = Field(0.5, ge=0.0, description="label noise standard deviation")
@@ -72,9 +71,9 @@ class ToyTask(Task):
             return x, y
 
         o = self.options
-        self.train_set = sample(o.n_train, o.noise)
-        self.val_set = sample(512, o.noise)
-        self.test_set = sample(512, o.noise)
+        self.device = torch.device(o.device)
+        self.train_set, self.val_set, self.test_set = (
+            tuple(t.to(self.device) for t in sample(n, o.noise)) for n in (o.n_train, 512, 512))
         self._surface = ActionSurface((
             Knob("lr", 1e-4, 3e-2, Scale.LOG, 1.0, Role.OPTIMIZER, "peak learning rate of the cosine schedule"),
             Knob("dropout", 0.0, 0.5, Scale.LINEAR, 0.2, Role.REGULARIZATION, "dropout after each hidden layer"),
@@ -97,8 +96,21 @@ class ToyTask(Task):
         torch.manual_seed(seed)
         model = MLP(self.D_IN, self.options.width)
         opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
-        return {"model": model.state_dict(), "optim": opt.state_dict(), "step": 0,
-                "rng": torch.get_rng_state()}
+        return {"model": model.state_dict(), "optim": opt.state_dict(), "step": 0, "rng": self._rng()}
+
+    def _rng(self) -> dict:
+        """The RNG dropout draws from: torch's CPU one, or the device's."""
+        if self.device.type == "cuda":
+            return {"cuda": torch.cuda.get_rng_state(self.device)}
+        return {"cpu": torch.get_rng_state()}
+
+    def _set_rng(self, state: dict | torch.Tensor) -> None:
+        if isinstance(state, torch.Tensor):  # runs made before the device option
+            state = {"cpu": state}
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+        else:
+            torch.set_rng_state(state["cpu"])
 
     @torch.no_grad()
     def _mse(self, model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:
@@ -109,12 +121,12 @@ class ToyTask(Task):
         return loss
 
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
-        # resume model, optimizer and RNG from the parent's checkpoint
-        model = MLP(self.D_IN, self.options.width)
+        # resume model, optimizer and RNG from the parent's checkpoint (loaded on the CPU: move to the device)
+        model = MLP(self.D_IN, self.options.width).to(self.device)
         model.load_state_dict(checkpoint["model"])
         opt = torch.optim.AdamW(model.parameters(), lr=0.0, weight_decay=0.0)
         opt.load_state_dict(checkpoint["optim"])
-        torch.set_rng_state(checkpoint["rng"])
+        self._set_rng(checkpoint["rng"])
         # apply the recipe
         for m in model.modules():
             if isinstance(m, nn.Dropout):
@@ -145,5 +157,5 @@ class ToyTask(Task):
                     metrics["test/loss"] = self._mse(model, self.test_set)
                 if on_eval(step, metrics) and not last:
                     return SegmentResult(None, i, metrics, stopped=True)
-        ckpt = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "rng": torch.get_rng_state()}
+        ckpt = {"model": model.state_dict(), "optim": opt.state_dict(), "step": step, "rng": self._rng()}
         return SegmentResult(ckpt, segment.steps, metrics)

@@ -1,8 +1,11 @@
 """``process``: N local worker processes, one per GPU or per CPU share.
 
 Workers are spawned (not forked: torch and threads do not survive a fork) and each
-rebuilds the task once. Worker ``i`` sees only GPU ``i`` when ``executor.gpus_per_worker``
-is set (``CUDA_VISIBLE_DEVICES``) and uses ``threads`` torch threads. Jobs and results
+rebuilds the task once. With ``executor.gpus_per_worker=G`` worker ``i`` sees only the
+``i``-th group of G GPUs among those visible to the search (``CUDA_VISIBLE_DEVICES``, which
+the search's own setting narrows), so a task's ``device=cuda`` is that worker's GPU; a
+replacement worker gets the same GPUs. Too few GPUs is an error before any worker starts.
+Each worker uses ``threads`` torch threads. Jobs and results
 cross as small messages: checkpoints go by path. A worker that dies (killed, out of
 memory) ends its job as interrupted, so the coordinator retries the node, and a fresh
 worker takes its place.
@@ -18,15 +21,41 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from searchmgr.executors.base import EvalSink, Executor, Job, Trained, run_job
+from searchmgr.executors.base import EvalSink, Executor, ExecutorUnavailable, Job, Trained, run_job
 
 POLL_S = 0.2
 
 
-def _worker(index: int, gpus: int, inbox: Any, outbox: Any, stop: Any) -> None:
+def visible_gpus() -> list[str]:
+    """The GPUs this process may hand out: ``CUDA_VISIBLE_DEVICES``' entries when it is set, else the
+    indices of the GPUs torch counts (none on a machine without CUDA)."""
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is not None:
+        return [d.strip() for d in mask.split(",") if d.strip() and d.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def assign_gpus(workers: int, per_worker: int, visible: list[str]) -> list[str | None]:
+    """Each worker's ``CUDA_VISIBLE_DEVICES`` (None: leave it alone): worker i gets the i-th group of
+    ``per_worker`` visible GPUs. Raises :class:`ExecutorUnavailable` when there are too few."""
+    per_worker = int(per_worker)  # whole GPUs (the config refuses fractions for this executor)
+    if per_worker <= 0:
+        return [None] * workers
+    need = workers * per_worker
+    if len(visible) < need:
+        raise ExecutorUnavailable(
+            f"executor.workers={workers} x executor.gpus_per_worker={per_worker} needs {need} GPU(s) but "
+            f"{len(visible)} are visible ({visible or 'none'}); lower executor.workers, or set "
+            "executor.gpus_per_worker=0 to train on the CPU")
+    return [",".join(visible[i * per_worker:(i + 1) * per_worker]) for i in range(workers)]
+
+
+def _worker(index: int, devices: str | None, inbox: Any, outbox: Any, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    if gpus > 0:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(index * gpus + g) for g in range(gpus))
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before torch is imported: the worker sees only these
     import torch
 
     import searchmgr.tasks  # noqa: F401  (warm: the first job should not pay the imports)
@@ -67,6 +96,7 @@ class ProcessExecutor(Executor):
     def __init__(self, workers: int, gpus_per_worker: int = 0):
         self.capacity = workers
         self.gpus = gpus_per_worker
+        self.devices = assign_gpus(workers, gpus_per_worker, visible_gpus() if gpus_per_worker else [])
         self.ctx = mp.get_context("spawn")
         self.outbox = self.ctx.Queue()
         self.slots: list[_Slot] = [self._spawn(i) for i in range(workers)]
@@ -85,7 +115,7 @@ class ProcessExecutor(Executor):
 
     def _spawn(self, index: int) -> _Slot:
         inbox, stop = self.ctx.Queue(), self.ctx.Event()
-        p = self.ctx.Process(target=_worker, args=(index, self.gpus, inbox, self.outbox, stop), daemon=True,
+        p = self.ctx.Process(target=_worker, args=(index, self.devices[index], inbox, self.outbox, stop), daemon=True,
                              name=f"searchmgr-worker-{index}")
         p.start()
         return _Slot(p, inbox, stop)
