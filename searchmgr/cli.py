@@ -18,7 +18,7 @@ from searchmgr.errors import UserError
 from searchmgr.lifecycle import RunStatus, read_run
 from searchmgr.repair import damage_lines, repair
 from searchmgr.rundir import claim_run, open_run, stored_config
-from searchmgr.sanitize import Redactor, cap, for_terminal, one_line
+from searchmgr.sanitize import Redactor, cap, fmt, for_terminal, one_line
 from searchmgr.schedule import export_schedule
 from searchmgr.store import NodeStatus
 from searchmgr.tasks import SourceKind, available, load_task, stored_objective
@@ -159,10 +159,6 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8470, help="port (8470; 0 picks a free one)")
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     console = _console()
     with open_run(args.run) as store:
@@ -196,15 +192,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             status = view.node_status(n)
             table.add_row(str(n.id), str(n.parent_id or "-"), str(n.depth), f"{n.start_step}-{n.end_step}",
                           f"[{colours.get(status, 'white')}]{status.value}[/]", safe(n.source),
-                          _fmt(n.val_score), _fmt(n.test_score), str(n.visits),
+                          fmt(n.val_score), fmt(n.test_score), str(n.visits),
                           safe(" ".join(f"{k}={v:.3g}" for k, v in n.recipe.items())), mark)
         console.print(table)
         if best:
             console.print(f"best path: {' -> '.join(str(i) for i in sorted(best_ids))}  "
-                          f"{objective.metric}={_fmt(best.val_score)} (test {_fmt(best.test_score)})")
+                          f"{objective.metric}={fmt(best.val_score)} (test {fmt(best.test_score)})")
         fixed = T.fixed_path(nodes)[-1]
         console.print(f"fixed path: {' -> '.join(str(i) for i in sorted(fixed_ids))}  "
-                      f"{objective.metric}={_fmt(fixed.val_score)} (test {_fmt(fixed.test_score)})")
+                      f"{objective.metric}={fmt(fixed.val_score)} (test {fmt(fixed.test_score)})")
         kept = [args.run / n.checkpoint for n in nodes if n.checkpoint]
         size = sum(p.stat().st_size for p in kept if p.exists())
         console.print(f"checkpoints: {len(kept)} kept ({cfg.checkpoints.keep}), "
@@ -226,8 +222,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = schedule.save(args.output)
     console = _console()
     console.print(f"wrote {escape(one_line(str(path)))}: {len(schedule.segments)} segments, "
-                  f"{schedule.objective['metric']}={_fmt(schedule.val_score)} "
-                  f"(fixed {_fmt(schedule.fixed.get('val_score'))})")
+                  f"{schedule.objective['metric']}={fmt(schedule.val_score)} "
+                  f"(fixed {fmt(schedule.fixed.get('val_score'))})")
     for line in schedule.provenance.get("damage", []):
         console.print(f"[red]warning[/]: {escape(one_line(line))}")
     return 0
@@ -252,8 +248,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = write_report(args.run, args.output, k=args.top_k)
     s, an = report.summary, report.analysis
     console = _console()
-    console.print(f"best {s.metric}={_fmt(s.best_val)} (test {_fmt(s.best_test)}), fixed {_fmt(s.fixed_val)} "
-                  f"(test {_fmt(s.fixed_test)}); capacity-vs-regularization: {an.verdict.value} — {an.reason}",
+    console.print(f"best {s.metric}={fmt(s.best_val)} (test {fmt(s.best_test)}), fixed {fmt(s.fixed_val)} "
+                  f"(test {fmt(s.fixed_test)}); capacity-vs-regularization: {an.verdict.value} — {an.reason}",
                   markup=False)
     console.print(f"report written to {report.folder}: {report.markdown.name}, {report.html.name} "
                   "(self-contained), tree.png, curves.png, knobs.png, summary.json")
@@ -329,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run the tree search and the baselines at equal budget over seeds",
                        description="Run every method at the same step budget, seeds and task options and write "
                        "compare.json, compare.md and compare.png (best-so-far validation, mean ± se over seeds). "
-                       "Methods: tree (heuristic manager), tree:MANAGER, grid, random, tpe (Optuna), pbt. "
+                       "Methods: tree (heuristic manager), tree:MANAGER, grid, random, tpe (Optuna), hyperband (Optuna TPE "
+                       "with its HyperbandPruner), asha, pbt, pb2 (default: all of them). "
                        "Words: methods=, seeds=N (seeds 0..N-1), out=, grid.KNOB=V1,V2, and any explore setting "
                        "(task=, budget.steps=, task options ...). Example: searchmgr compare task=toy "
                        "methods=tree,grid,random,tpe,pbt seeds=3 budget.steps=2400 out=cmp/toy")

@@ -1,7 +1,8 @@
 """``searchmgr compare``: every method at the same step budget, seeds and task options.
 
 Methods: ``tree`` (the UCT search with the heuristic manager; ``tree:MANAGER`` for another
-manager), and the baselines ``grid``, ``random``, ``tpe`` (Optuna) and ``pbt``
+manager), and the baselines ``grid``, ``random``, ``tpe`` (Optuna), ``hyperband`` (Optuna's TPE with its
+HyperbandPruner), ``asha`` (asynchronous successive halving), ``pbt`` and ``pb2``
 (:mod:`searchmgr.policies`). Each (method, seed) is an ordinary run directory
 ``OUT/METHOD/seedK`` (``:`` becomes ``-``), so ``show``, ``report``, ``export`` and
 ``replay`` work on every method's best schedule. ``compare.json`` is rewritten after
@@ -28,8 +29,8 @@ from searchmgr.lifecycle import RunStatus, read_run
 from searchmgr.rundir import open_run
 from searchmgr.store import EventKind
 
-BASELINES = ("grid", "random", "tpe", "pbt")
-DEFAULT_METHODS = ("tree", "grid", "random", "tpe", "pbt")
+BASELINES = ("grid", "random", "tpe", "hyperband", "asha", "pbt", "pb2")
+DEFAULT_METHODS = ("tree", *BASELINES)
 RESULT = "compare.json"
 
 

@@ -190,13 +190,47 @@ class ExecutorConfig(_Model):
 
 
 class PolicyConfig(_Model):
-    name: Literal["uct", "grid", "random", "tpe", "pbt"] = Field(
-        "uct", description="uct: the tree search; grid, random, tpe (Optuna), pbt: baselines over the same store "
-        "(constant-recipe chains, or a PBT population)")
+    name: Literal["uct", "grid", "random", "tpe", "hyperband", "asha", "pbt", "pb2"] = Field(
+        "uct", description="uct: the tree search; baselines over the same store: grid, random, tpe (Optuna, median "
+        "pruner), hyperband (Optuna TPE with its HyperbandPruner), asha (asynchronous successive halving) as "
+        "constant-recipe chains; pbt, pb2 (PBT with a GP-bandit explore step) as populations")
     grid: dict[str, list[float]] = Field(default_factory=dict, description="grid values per knob (grid policy; "
                                          "unlisted knobs: evenly spaced on their scale)")
-    population: int | None = Field(None, ge=2, le=1024, description="PBT population (default: budget / horizon)")
-    quantile: float = Field(0.25, gt=0, le=0.5, description="PBT: the bottom quantile copies the top quantile")
+    base_first: bool = Field(True, description="grid, random, tpe, hyperband, asha: the first trial is the task's "
+                             "base recipe, as practitioners enqueue their default (false: every trial is the "
+                             "method's own)")
+    reduction_factor: int | None = Field(None, le=64, description="asha, hyperband: a rung keeps the top "
+                                         "1/reduction_factor (default: 4 for asha, Ray Tune's; 3 for hyperband, "
+                                         "Optuna's)")
+    grace: int | None = Field(None, le=64, description="asha: segments before the first rung (default 1, Ray Tune's "
+                              "grace period)")
+    population: int | None = Field(None, ge=2, le=1024, description="PBT and PB2 population (default: budget / "
+                                   "horizon)")
+    quantile: float = Field(0.25, gt=0, le=0.5, description="PBT, PB2: the bottom quantile copies the top quantile")
+
+    @field_validator("reduction_factor")
+    @classmethod
+    def _halving(cls, v: int | None) -> int | None:
+        if v is not None and v < 2:
+            raise ValueError(f"reduction_factor={v}: successive halving keeps the top 1/reduction_factor of each "
+                             "rung, so it must be 2 or more (Ray Tune's ASHA uses 4, Optuna's Hyperband 3)")
+        return v
+
+    @field_validator("grace")
+    @classmethod
+    def _grace(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"grace={v}: the first rung comes after 1 or more segments")
+        return v
+
+    @model_validator(mode="after")
+    def _applies(self) -> "PolicyConfig":
+        if self.reduction_factor is not None and self.name not in ("asha", "hyperband"):
+            raise ValueError(f"reduction_factor applies to asha or hyperband, not {self.name}; drop it or set "
+                             "policy.name=asha")
+        if self.grace is not None and self.name != "asha":
+            raise ValueError(f"grace applies to asha, not {self.name}; drop it or set policy.name=asha")
+        return self
 
 
 class CheckpointsConfig(_Model):
@@ -245,9 +279,14 @@ class SearchConfig(_Model):
             raise ConfigError(
                 f"budget.steps={self.budget.steps} cannot pay for the fixed baseline, which needs "
                 f"max_depth x segment_steps = {self.horizon} steps; raise budget.steps or lower max_depth")
-        if self.policy.name == "pbt" and (self.policy.population or self.budget.steps // self.horizon) < 2:
-            raise ConfigError(f"pbt needs a population of 2 or more: budget.steps={self.budget.steps} pays for "
-                              f"{self.budget.steps // self.horizon} horizon(s) of {self.horizon} steps; raise "
+        if self.policy.name == "asha" and (self.policy.grace or 1) >= self.max_depth:
+            raise ConfigError(f"policy.grace={self.policy.grace or 1} puts asha's first rung at or past the horizon "
+                              f"(max_depth={self.max_depth} segments), so no chain would ever be compared; lower "
+                              "policy.grace or raise max_depth")
+        if self.policy.name in ("pbt", "pb2") and (self.policy.population or self.budget.steps // self.horizon) < 2:
+            raise ConfigError(f"{self.policy.name} needs a population of 2 or more: budget.steps="
+                              f"{self.budget.steps} pays for {self.budget.steps // self.horizon} horizon(s) of "
+                              f"{self.horizon} steps; raise "
                               "budget.steps or set policy.population")
 
 

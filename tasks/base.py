@@ -4,7 +4,9 @@ A task owns its training loop. The search only ever calls :meth:`Task.init` once
 (the root checkpoint) and :meth:`Task.train_segment` for every node, passing the
 parent's checkpoint, the node's recipe and the step range. Checkpoints are plain
 dicts (``torch.save``-able: model, optimizer, step, RNG states ...) that hold
-everything needed to resume exactly.
+everything needed to resume exactly. The search loads every checkpoint onto the CPU
+(``map_location="cpu"``); the task moves what it needs to its ``device``. A step is
+the task's own unit (an optimizer step, a PPO iteration, an epoch).
 
 Inside a segment the task evaluates every ``segment.eval_every`` steps and always
 at the last step, calling ``on_eval(step, metrics)`` with namespaced metric keys

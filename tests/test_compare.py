@@ -105,5 +105,5 @@ def test_bad_inputs_fail_before_any_training(tmp_path, words, message):
 
 
 def test_cli_reports_a_bad_method_with_exit_code_2(tmp_path, capsys):
-    assert main(["compare", "task=toy", "methods=hyperband", f"out={tmp_path / 'c'}"]) == 2
-    assert "unknown method 'hyperband'" in capsys.readouterr().err
+    assert main(["compare", "task=toy", "methods=hyperopt", f"out={tmp_path / 'c'}"]) == 2
+    assert "unknown method 'hyperopt'" in capsys.readouterr().err

@@ -10,7 +10,7 @@ continues it.
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from searchmgr import tree as T
 from searchmgr.config import ConfigError
@@ -39,39 +39,59 @@ def draw(surface: ActionSurface, rng: random.Random, tries: int = 100) -> dict:
 class Chains(Policy):
     """Constant-recipe chains from the root: continue unfinished chains first, then start new trials.
 
-    A subclass names its ``source`` and says what the next trial is (:meth:`next_trial`)."""
+    A subclass names its ``source`` and says what the next trial is (:meth:`next_trial`); it may stop a chain
+    at a segment's end (:meth:`continues`). With ``base`` (``policy.base_first``) the first trial is the task's
+    base recipe, as practitioners enqueue their default before searching."""
 
     source: str
 
-    def __init__(self, surface: ActionSurface, max_depth: int, horizon: int):
+    def __init__(self, surface: ActionSurface, max_depth: int, horizon: int,
+                 base: Mapping[str, float] | None = None):
         self.surface, self.max_depth, self.horizon = surface, max_depth, horizon
+        self.base = dict(base) if base is not None else None
 
     def plan(self, nodes, *, in_flight, closed, budget_left) -> Plan:
         unfinished = retry(nodes, in_flight)
         if unfinished is not None:
             return unfinished
         tips = [n for n in nodes if n.status is NodeStatus.DONE and 0 < n.depth < self.max_depth
-                and not T.children(nodes, n.id) and n.id not in closed]
+                and not T.children(nodes, n.id) and n.id not in closed and self.continues(n, nodes)]
         if tips:
             return Grow(tips[0].id, tips[0].recipe, self.source, f"{self.source}: continue the chain")
-        steps_left = budget_left
-        if steps_left >= self.horizon:
-            trial = self.next_trial(nodes)
+        if self.can_start(budget_left):
+            trial = self.first_trial() if self.base is not None and not self.trials(nodes) else self.next_trial(nodes)
             if trial is not None:
                 recipe, note, tag = trial
                 return Grow(T.root(nodes).id, recipe, self.source, note, tag)
         if in_flight:
             return Wait("chains still training")
-        return Exhausted(f"{self.source}: no further trial fits the budget" if steps_left < self.horizon
-                         else f"{self.source}: every trial has run")
+        return Exhausted(f"{self.source}: every trial has run" if self.can_start(budget_left)
+                         else f"{self.source}: no further trial fits the budget")
+
+    def can_start(self, budget_left: int) -> bool:
+        """Whether a new chain may start: the steps left (not spent nor committed) pay for its whole horizon."""
+        return budget_left >= self.horizon
+
+    def continues(self, tip: Node, nodes: Sequence[Node]) -> bool:
+        """Whether the chain whose last segment is ``tip`` (done, below the horizon) trains on (ASHA's rungs and
+        Optuna's pruners stop some chains at a segment's end)."""
+        return True
+
+    def first_trial(self) -> tuple[dict, str, Any] | None:
+        """The task's base recipe, first (``policy.base_first``)."""
+        return dict(self.base), f"{self.source}: the task's base recipe first (policy.base_first)", None
 
     def next_trial(self, nodes: Sequence[Node]) -> tuple[dict, str, Any] | None:
         """The recipe of the next chain, a note for the trace and a tag, or None when there is none."""
         raise NotImplementedError
 
+    def own_trials(self, nodes: Sequence[Node]) -> int:
+        """How many trials the method itself has chosen (the base recipe first is not one of them)."""
+        return len(self.trials(nodes)) - (self.base is not None and bool(self.trials(nodes)))
+
     def may_expand(self, node, nodes, closed):
         return node.is_root or (super().may_expand(node, nodes, closed) and 0 < node.depth < self.max_depth
-                                and not T.children(nodes, node.id))
+                                and not T.children(nodes, node.id) and self.continues(node, nodes))
 
     def stopper(self, node, configured):
         return None  # a practitioner's constant run trains to the end

@@ -16,9 +16,9 @@ class GridPolicy(Chains):
     source = "grid"
 
     def __init__(self, surface, max_depth, horizon, values: dict[str, list[float]], budget_steps: int,
-                 base: dict):
-        super().__init__(surface, max_depth, horizon)
-        trials = max(budget_steps // horizon, 1)
+                 base: dict, base_first: bool = False):
+        super().__init__(surface, max_depth, horizon, base if base_first else None)
+        trials = max(budget_steps // horizon - base_first, 1)  # the base recipe first takes one of them
         axes = {}
         for k in surface.knobs:
             if k.name in values:
@@ -39,7 +39,7 @@ class GridPolicy(Chains):
         self.points = points
 
     def next_trial(self, nodes):
-        i = len(self.trials(nodes))
+        i = self.own_trials(nodes)
         if i >= len(self.points):
             return None
         return self.points[i], f"grid point {i + 1} of {len(self.points)}", None
@@ -47,4 +47,4 @@ class GridPolicy(Chains):
 
 def build(config, task) -> GridPolicy:
     return GridPolicy(task.surface, config.max_depth, config.horizon, config.policy.grid, config.budget.steps,
-                      task.base_recipe())
+                      task.base_recipe(), config.policy.base_first)

@@ -42,17 +42,17 @@ class PBTPolicy(Policy):
         if len(first) < self.population:
             i = len(first)
             recipe = draw(self.surface, random.Random(f"pbt-{self.seed}-init-{i}"))
-            return Grow(root.id, recipe, self.source, f"pbt member {i}: random initial recipe")
+            return Grow(root.id, recipe, self.source, f"{self.source} member {i}: random initial recipe")
         for depth in range(1, self.max_depth):
             gen, nxt = self.members(nodes, depth), self.members(nodes, depth + 1)
             if len(nxt) == self.population:
                 continue
             if not all(n.status.finished for n in gen):
                 return Wait("pbt: the generation is still training")
-            return self._next(gen, len(nxt), depth)
+            return self._next(nodes, gen, len(nxt), depth)
         return Wait("pbt: the last generation is training") if in_flight else Exhausted("pbt: every generation ran")
 
-    def _next(self, gen: list[Node], j: int, depth: int) -> Grow:
+    def _next(self, nodes: Sequence[Node], gen: list[Node], j: int, depth: int) -> Grow:
         """Member ``j`` of the next generation: continue, or exploit a top member and explore its recipe."""
         u = self.objective.utility
         order = sorted(range(len(gen)), key=lambda i: (gen[i].status is NodeStatus.DONE, u(gen[i].val_score)))
@@ -61,14 +61,18 @@ class PBTPolicy(Policy):
         me = gen[j]
         usable = me.status is NodeStatus.DONE and me.checkpoint is not None
         if j not in bottom and usable:
-            return Grow(me.id, me.recipe, self.source, f"pbt member {j}: continue")
+            return Grow(me.id, me.recipe, self.source, f"{self.source} member {j}: continue")
         rng = random.Random(f"pbt-{self.seed}-{depth}-{j}")
         donor = gen[rng.choice(top)]
-        recipe = self._explore(donor.recipe, rng)
-        return Grow(donor.id, recipe, self.source,
-                    f"pbt member {j}: exploit member {gen.index(donor)} (node {donor.id}), then explore its recipe")
+        recipe, how = self.explore(nodes, donor, rng)
+        return Grow(donor.id, recipe, self.source, f"{self.source} member {j}: exploit member {gen.index(donor)} "
+                    f"(node {donor.id}), then explore its recipe: {how}")
 
-    def _explore(self, recipe: dict, rng: random.Random) -> dict:
+    def explore(self, nodes: Sequence[Node], donor: Node, rng: random.Random) -> tuple[dict, str]:
+        """The exploited member's new recipe, and how it was chosen."""
+        return self.perturb(donor.recipe, rng), "each knob x0.8 or x1.2, or resampled with probability 0.25"
+
+    def perturb(self, recipe: dict, rng: random.Random) -> dict:
         for _ in range(100):
             out = {}
             for k in self.surface.knobs:

@@ -13,14 +13,15 @@ class RandomPolicy(Chains):
     name = "random"
     source = "random"
 
-    def __init__(self, surface, max_depth, horizon, seed: int):
-        super().__init__(surface, max_depth, horizon)
+    def __init__(self, surface, max_depth, horizon, seed: int, base=None):
+        super().__init__(surface, max_depth, horizon, base)
         self.seed = seed
 
     def next_trial(self, nodes):
-        i = len(self.trials(nodes))
-        return draw(self.surface, pyrandom.Random(f"random-{self.seed}-{i}")), f"random trial {i + 1}", None
+        i = self.own_trials(nodes)  # the same draws with or without the base recipe first
+        return draw(self.surface, pyrandom.Random(f"random-{self.seed}-{i}")), f"{self.source} trial {i + 1}", None
 
 
 def build(config, task) -> RandomPolicy:
-    return RandomPolicy(task.surface, config.max_depth, config.horizon, config.seed)
+    return RandomPolicy(task.surface, config.max_depth, config.horizon, config.seed,
+                        task.base_recipe() if config.policy.base_first else None)

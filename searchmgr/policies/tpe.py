@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
+
+import numpy as np
 
 from searchmgr import tree as T
 from searchmgr.config import ConfigError
@@ -12,74 +15,88 @@ from searchmgr.store import Node, NodeStatus
 
 
 class OptunaPruner(Stopper):
-    """Reports every evaluation of a TPE chain to its Optuna trial and prunes when the pruner says so."""
+    """Reports every evaluation of a chain to its Optuna trial and prunes when the study's pruner says so."""
 
     name = "optuna"
 
-    def __init__(self, trial):
-        self.trial = trial
+    def __init__(self, trial, pruner: str):
+        self.trial, self.pruner = trial, pruner
 
     def should_stop(self, ctx: StopContext) -> StopVerdict:
         value = ctx.trajectory[-1][1]
         self.trial.report(value, ctx.step)
         if self.trial.should_prune():
-            return StopVerdict(True, f"optuna median pruner: {ctx.objective.metric}={value:.4g} at step {ctx.step} "
-                                     "is worse than the median of earlier trials there")
+            return StopVerdict(True, f"optuna {self.pruner}: {ctx.objective.metric}={value:.4g} at step {ctx.step} "
+                                     "is not good enough against the earlier trials there")
         return CONTINUE
 
 
 class TPEPolicy(Chains):
-    """Optuna's TPE sampler proposes each chain's recipe; its median pruner, reported at every evaluation
-    (:class:`OptunaPruner`), stops chains. Stored chains are replayed into the study on resume."""
+    """Optuna's TPE sampler proposes each chain's recipe; the study's pruner (median), told every evaluation
+    (:class:`OptunaPruner` inside a segment, :meth:`told` at its end), stops chains: inside a segment the node is
+    pruned, at its end the chain stops there. Each trial is asked with a sampler seeded by the run's seed and the
+    trial's number, and resume replays the stored chains into a new study as the run told them, so a resumed run
+    asks and prunes what the uninterrupted one would have (with one worker)."""
 
     name = "tpe"
     source = "tpe"
+    pruner_name = "median pruner"
 
-    def __init__(self, surface, max_depth, horizon, seed: int, objective):
-        super().__init__(surface, max_depth, horizon)
+    def __init__(self, surface, max_depth, horizon, seed: int, objective, base=None):
+        super().__init__(surface, max_depth, horizon, base)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.optuna = optuna
+        self.optuna, self.seed = optuna, seed
         self.objective = objective
         self.dists = {k.name: (optuna.distributions.IntDistribution(int(k.low), int(k.high),
                                                                     log=k.scale.value == "log") if k.integer else
                                optuna.distributions.FloatDistribution(k.low, k.high, log=k.scale.value == "log"))
                       for k in surface.knobs}
-        self.study = optuna.create_study(
-            direction="minimize" if objective.direction.value == "minimize" else "maximize",
-            sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner())
+        self.study = optuna.create_study(  # named: Optuna's HyperbandPruner picks brackets from name and number
+            study_name=f"{self.source}-{seed}", pruner=self.pruner(),
+            direction="minimize" if objective.direction.value == "minimize" else "maximize")
         self.live: dict[int, Any] = {}  # chain (depth-1 node id) -> running optuna trial
+        self.stopped: set[int] = set()  # chains the pruner stopped at a segment's end
         self.index: dict[int, Node] = {}
 
+    def pruner(self):
+        return self.optuna.pruners.MedianPruner()
+
     def resume(self, nodes: Sequence[Node], metrics) -> None:
-        """Replay stored chains into the study (resume): finished trials as they ended, open ones re-asked."""
+        """Replay stored chains in the order they started: each trial asked again (same number), told every
+        stored evaluation the run reported (the pruner asked after each, as it was then) and ended as it ended."""
+        self.index = T.by_id(nodes)
+        metric = self.objective.metric
         for first in self.trials(nodes):
-            chain = [first]
-            while kids := T.children(nodes, chain[-1].id):
-                chain.append(kids[0])
-            params = {k: first.recipe[k] for k in self.dists}
-            inter = {s: m[self.objective.metric] for n in chain for s, m in metrics(n.id)
-                     if self.objective.metric in m}
-            last = chain[-1]
-            state = self.optuna.trial.TrialState
-            if last.status is NodeStatus.DONE and last.depth == self.max_depth:
-                self.study.add_trial(self.optuna.trial.create_trial(
-                    params=params, distributions=self.dists, value=last.val_score, intermediate_values=inter))
-            elif last.status in (NodeStatus.PRUNED, NodeStatus.FAILED):
-                self.study.add_trial(self.optuna.trial.create_trial(
-                    params=params, distributions=self.dists, intermediate_values=inter,
-                    state=state.PRUNED if last.status is NodeStatus.PRUNED else state.FAIL))
-            else:
-                self.study.enqueue_trial(params)
-                trial = self.study.ask(self.dists)
-                for s, v in inter.items():
-                    trial.report(v, s)
-                self.live[first.id] = trial
+            self.study.enqueue_trial({k: first.recipe[k] for k in self.dists})
+            trial = self._ask()
+            self.live[first.id] = trial
+            node: Node | None = first
+            while node is not None and node.status.finished:
+                for step, m in metrics(node.id):
+                    if step < node.end_step and math.isfinite(m.get(metric, math.nan)):
+                        trial.report(m[metric], step)
+                        trial.should_prune()
+                self.told(node)
+                node = next(iter(T.children(nodes, node.id)), None)
+
+    def _ask(self):
+        """The study's next trial, asked with a TPE sampler seeded by the run's seed and the trial's number."""
+        number = len(self.study.get_trials(deepcopy=False))
+        seed = int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
+        self.study.sampler = self.optuna.samplers.TPESampler(seed=seed)
+        return self.study.ask(self.dists)
+
+    def first_trial(self):
+        self.study.enqueue_trial({k: self.base[k] for k in self.dists})
+        trial = self._ask()
+        return dict(self.base), f"{self.source}: the task's base recipe first (policy.base_first), trial " \
+                                f"{trial.number}", trial
 
     def next_trial(self, nodes):
         for _ in range(100):
-            trial = self.study.ask(self.dists)
+            trial = self._ask()
             recipe = valid(self.surface, dict(trial.params))
             if recipe is not None:
                 return recipe, f"optuna TPE trial {trial.number}", trial
@@ -92,7 +109,7 @@ class TPEPolicy(Chains):
 
     def stopper(self, node, configured):
         trial = self.live.get(self._first(node))
-        return OptunaPruner(trial) if trial is not None else None
+        return OptunaPruner(trial, self.pruner_name) if trial is not None else None
 
     def told(self, node):
         first = self._first(node)
@@ -107,8 +124,15 @@ class TPEPolicy(Chains):
         elif node.depth == self.max_depth:
             self.study.tell(trial, node.val_score)
         else:
-            return
+            trial.report(node.val_score, node.end_step)  # the segment's last evaluation, at the chain's boundary
+            if not trial.should_prune():
+                return
+            self.study.tell(trial, state=state.PRUNED)
+            self.stopped.add(first)
         del self.live[first]
+
+    def continues(self, tip, nodes):
+        return T.path_to(nodes, tip.id)[1].id not in self.stopped
 
     def _first(self, node: Node) -> int:
         """The id of the chain's first segment (the key of its trial)."""
@@ -122,4 +146,5 @@ class TPEPolicy(Chains):
 
 
 def build(config, task) -> TPEPolicy:
-    return TPEPolicy(task.surface, config.max_depth, config.horizon, config.seed, task.objective)
+    return TPEPolicy(task.surface, config.max_depth, config.horizon, config.seed, task.objective,
+                     task.base_recipe() if config.policy.base_first else None)
