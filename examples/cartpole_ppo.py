@@ -216,6 +216,15 @@ class CartPolePPO(Task):
             alive &= ~(term | trunc)
         return {"return": float(ret.mean()), "length": float(length.mean())}
 
+    def evaluate_checkpoint(self, checkpoint: dict, seed: int) -> dict[str, float]:
+        """Greedy episodes on fresh seeds (drawn with ``seed``) from a finished segment's checkpoint, for
+        re-evaluating the best schedules of a noisy search; touches no RNG and no training state."""
+        agent = Agent(self.obs_dim, self.n_actions, self.cfg.hidden).to(self.device)
+        agent.load_state_dict(checkpoint["agent"])
+        train_envs = rl.restore_env(checkpoint["rl"]["envs"])  # for its observation statistics
+        fresh = VAL_SEED + 100_000 * (seed + 1)  # never the validation, test or training seeds
+        return {f"val/{k}": v for k, v in self.evaluate(agent, train_envs, fresh).items()}
+
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
         cfg, device = self.cfg, self.device
         minibatch_size = cfg.batch_size // cfg.num_minibatches
