@@ -81,6 +81,10 @@ class ManagerConfig(_Model):
     temperature: float = Field(0.2, ge=0, le=2, description="sampling temperature of the LLM")
     kappa: float = Field(1.0, ge=0, le=10, description="model manager: exploration weight of its upper confidence "
                          "bound (mean + kappa * sd of the predicted score)")
+    top_k: int = Field(5, ge=2, le=9, description="model_llm and model_random: how many of the model's best-ranked "
+                       "candidate children the chooser picks among")
+    own: bool = Field(False, description="model_llm: the answer may also propose its own bounded change (the "
+                      "per-request schema's updates) instead of one of the candidates")
     max_tokens: int = Field(1024, ge=16, description="most tokens one answer may take")
     timeout_s: float = Field(60.0, gt=0, description="seconds before one request counts as timed out")
     max_retries: int = Field(2, ge=0, le=10, description="retries after a network error, timeout, 429 or 5xx")

@@ -30,7 +30,8 @@ from searchmgr.surface import ActionSurface, Scale
 from searchmgr.objective import Family, Objective
 
 MANAGER_PROMPT_VERSION = "manager/3"  # 2: the objective line names a tie-break; 3: admissible ranges per request
-STOPPER_PROMPT_VERSION = "stopper/2"  # 2: the score to beat is named with the step it is judged at
+STOPPER_PROMPT_VERSION = "stopper/3"  # 2: the score to beat is named with the step it is judged at; 3: its rank among
+# comparable segments and the rule stopper's projection
 
 FAMILY_GUIDANCE: dict[Family, str] = {
     Family.SUPERVISED: (
@@ -130,6 +131,13 @@ def render_objective(objective: Objective) -> str:
     return text
 
 
+def _task_parts(family: Family, description: str, surface: ActionSurface, objective: Objective) -> list[str]:
+    """The task's part of a specification: family guidance, the problem, the action surface."""
+    return ["## Task family guidance\n" + FAMILY_GUIDANCE.get(family, FAMILY_GUIDANCE[Family.SUPERVISED]),
+            "## The problem\n" + description.strip() + "\n" + render_objective(objective),
+            "## The action surface (nothing else can change)\n" + render_surface(surface)]
+
+
 def manager_system_prompt(family: Family, description: str, surface: ActionSurface, objective: Objective) -> str:
     """The manager's specification for one task (see the module docstring)."""
     schema = json.dumps(_compact(decision_schema()), separators=(",", ":"))
@@ -138,9 +146,7 @@ def manager_system_prompt(family: Family, description: str, surface: ActionSurfa
         "You are the training manager of a search over training schedules. Training runs in segments; after "
         "each segment you read its telemetry and propose the recipe of the next segment as bounded relative "
         "updates of a few knobs. A verifier checks every proposal; an invalid one is rejected and never trained.",
-        "## Task family guidance\n" + FAMILY_GUIDANCE.get(family, FAMILY_GUIDANCE[Family.SUPERVISED]),
-        "## The problem\n" + description.strip() + "\n" + render_objective(objective),
-        "## The action surface (nothing else can change)\n" + render_surface(surface),
+        *_task_parts(family, description, surface, objective),
         "## Required answer\n" + DECISION_RULES
         + "\nJSON schema of the answer:\n" + schema
         + "\nFormat example (placeholders in <>; choose your own knobs and values):\n" + example,
@@ -168,8 +174,9 @@ def _updates(updates: Sequence[Mapping[str, Any]] | None) -> str:
     return ", ".join(out)
 
 
-def render_context(ctx: Mapping[str, Any], feedback: Sequence[str] = ()) -> str:
-    """The runtime context (``ProposalContext.to_dict()``) as a compact user message."""
+def render_context(ctx: Mapping[str, Any], feedback: Sequence[str] = (), extra: str = "") -> str:
+    """The runtime context (``ProposalContext.to_dict()``) as a compact user message; ``extra`` (a chooser's
+    candidates) goes before the closing line."""
     obj = ctx["objective"]
     child, parent, t = ctx["child"], ctx["parent"], ctx["telemetry"]
     lines = [
@@ -217,7 +224,52 @@ def render_context(ctx: Mapping[str, Any], feedback: Sequence[str] = ()) -> str:
         lines += ["", "## Your earlier answers for this parent were rejected by the verifier"]
         lines += [f"- attempt {i + 1}: {r}" for i, r in enumerate(feedback)]
         lines.append("Fix these problems in your new answer.")
+    if extra:
+        lines += ["", extra]
     lines += ["", "Answer with the JSON object only."]
+    return "\n".join(lines)
+
+
+# the chooser among the model's candidates (model_llm) ---------------------------------------
+
+CHOOSER_PROMPT_VERSION = "chooser/1"
+
+
+def chooser_system_prompt(family: Family, description: str, surface: ActionSurface, objective: Objective,
+                          own: bool) -> str:
+    """The chooser's specification: the task's parts, then how to pick among the model's ranked candidates."""
+    rules = [
+        "How to answer:",
+        "- Pick the candidate child most likely to give the best final score: answer its id as \"choice\" and say "
+        "why in \"reason\" (one sentence).",
+        "- Candidates are listed best first by the model's upper confidence bound (predicted score plus its "
+        "uncertainty). The model only knows the recipes and scores; you also see the telemetry (overfitting, "
+        "plateau, divergence). Follow the model unless the telemetry speaks against its pick; a large ± means "
+        "the model is unsure.",
+    ]
+    if own:
+        rules.append("- If no candidate fits what the telemetry shows, answer \"choice\": \"own\" with your own "
+                     "\"updates\" (every knob once, in the listed order; each within its admissible range).")
+    example = {"choice": 1, "reason": "<why this candidate, one sentence>"}
+    return "\n\n".join([
+        "You are the training manager of a search over training schedules. Training runs in segments; before each "
+        "segment a model fitted on this run's own evidence (every scored segment) ranks candidate recipes for the "
+        "next segment. You choose one of them. Every candidate is a bounded, verified change of the current recipe.",
+        *_task_parts(family, description, surface, objective),
+        "## Required answer\n" + "\n".join(rules) + "\nAnswer with ONE JSON object and nothing else. Example:\n"
+        + json.dumps(example),
+    ])
+
+
+def render_candidates(rows: Sequence[Mapping[str, Any]], points: int, metric: str, direction: str) -> str:
+    """The model's top candidates (``id``, ``change``, ``predicted``, ``sd``, ``source``) as prompt lines."""
+    better = "lower" if direction == "minimize" else "higher"
+    lines = [f"## Candidate children, best first by the model (a GP fitted on {points} scored segments of this "
+             f"run; {better} {metric} is better)"]
+    for r in rows:
+        lines.append(f"- id {r['id']}: {r['change']}; predicted {metric} {_num(r['predicted'])} ± {_num(r['sd'])} "
+                     f"(from {points} segments); source: {r['source']}")
+    lines.append(f"Choose one id of {[r['id'] for r in rows]}.")
     return "\n".join(lines)
 
 
@@ -237,7 +289,9 @@ STOP_SCHEMA: dict = {
 def stopper_system_prompt() -> str:
     return "\n\n".join([
         "You are the early stopper of a search over training schedules. A training segment is running; you see "
-        "its validation trajectory so far and the best score any finished segment reached at the same end step. "
+        "its validation trajectory so far, the best score any finished segment reached at the same end step, and, "
+        "when there are any, its rank among comparable segments (finished, at the same depth, after as many "
+        "evaluations) and the rule stopper's optimistic projection of its curve. "
         "Decide whether to STOP this segment now (its compute goes to other branches) or let it CONTINUE.",
         "Rules:\n"
         "- Only the validation score decides; ignore training loss.\n"
@@ -245,6 +299,8 @@ def stopper_system_prompt() -> str:
         "- STOP only when the trajectory has no realistic chance to beat the best by the end of the segment. "
         "Judge by its slope, not only its current value: a worse value that is still improving fast may catch "
         "up; a flat or worsening trajectory that is behind will not.\n"
+        "- A segment in the upper half of its comparable segments should CONTINUE; one near the bottom whose "
+        "optimistic projection still misses the best is a good STOP.\n"
         "- When in doubt, CONTINUE.",
         "Answer with ONE JSON object and nothing else, in this schema:\n"
         + json.dumps(STOP_SCHEMA, separators=(",", ":"))
@@ -253,8 +309,11 @@ def stopper_system_prompt() -> str:
 
 
 def render_stop_context(ctx: Mapping[str, Any], rate: float | None, projected: float | None,
-                        needed_rate: float | None) -> str:
-    """The segment's trajectory and what it has to beat (``StopContext.to_dict()`` plus slope figures)."""
+                        needed_rate: float | None, standing: Mapping[str, Any] | None = None,
+                        rule_projection: float | None = None) -> str:
+    """The segment's trajectory and what it has to beat (``StopContext.to_dict()`` plus slope figures), its
+    ``standing`` among comparable segments (:func:`searchmgr.stoppers.llm.standing`) and the rule stopper's
+    projection."""
     better = "lower" if ctx["direction"] == "minimize" else "higher"
     traj = ", ".join(f"step {s}: {_num(v)}" for s, v in ctx["trajectory"])
     judged_at = ctx["judged_at"]
@@ -271,5 +330,15 @@ def render_stop_context(ctx: Mapping[str, Any], rate: float | None, projected: f
     if needed_rate is not None:
         lines.append(f"To match the best by step {judged_at} it would need a slope of {_num(needed_rate)} "
                      "per 100 steps from now on.")
+    if standing is not None:
+        line = (f"Rank among comparable segments (finished, same depth, after {standing['evaluation']} evaluations): "
+                f"{standing['rank']} of {standing['of']} (1 = best).")
+        if standing.get("best_final") is not None:
+            line += (f" Their scores at the segment's end: best {_num(standing['best_final'])}, "
+                     f"median {_num(standing['median_final'])}.")
+        lines.append(line)
+    if rule_projection is not None:
+        lines.append(f"The rule stopper's optimistic projection (its best recent trend, improvements only) reaches "
+                     f"{_num(rule_projection)} at step {judged_at}.")
     lines.append("STOP or CONTINUE? Answer with the JSON object only.")
     return "\n".join(lines)

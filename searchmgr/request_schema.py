@@ -167,3 +167,23 @@ def request_schema(surface: ActionSurface, parent: Mapping[str, float],
 def render_ranges(surface: ActionSurface, parent: Mapping[str, float]) -> str:
     """The admissible updates as prompt lines (one per knob, in the order the schema lists them)."""
     return "\n".join(f"- {name}: {r.text()}, or hold" for name, r in admissible_ranges(surface, parent).items())
+
+
+OWN = "own"  # the choice that proposes its own bounded change (manager.own=true)
+REASON_CHARS = 300  # the longest reason a chooser's schema admits
+
+
+def choice_schema(ids: Sequence[int], own_updates: dict | None = None) -> dict:
+    """The answer of a chooser (``model_llm``): ``choice`` is one of ``ids`` (an ``enum``, so a constrained decoder
+    cannot name anything else) with a ``reason``. With ``own_updates`` (the ``updates`` schema of
+    :func:`request_schema`) the answer may instead be ``choice: "own"`` with its own bounded updates."""
+    reason = {"type": "string", "maxLength": REASON_CHARS}
+    pick = {"type": "object",
+            "properties": {"choice": {"type": "integer", "enum": list(ids)}, "reason": reason},
+            "required": ["choice", "reason"], "additionalProperties": False}
+    if own_updates is None:
+        return pick
+    own = {"type": "object",
+           "properties": {"choice": {"type": "string", "enum": [OWN]}, "reason": reason, "updates": own_updates},
+           "required": ["choice", "reason", "updates"], "additionalProperties": False}
+    return {"anyOf": [pick, own]}

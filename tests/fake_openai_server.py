@@ -296,6 +296,7 @@ class _RecordingReplay:
 def conformance_factories() -> tuple[dict, dict]:
     """Factories of the LLM-side managers and stoppers for tests/managers/test_conformance.py."""
     from searchmgr.managers.llm import LLMManager
+    from searchmgr.managers.model_llm import ModelLLMManager
     from searchmgr.managers.openai_backend import BackendSettings
     from searchmgr.stoppers.llm import LLMStopper
     from searchmgr.stoppers.replay import ReplayStopper
@@ -305,6 +306,8 @@ def conformance_factories() -> tuple[dict, dict]:
                                max_retries=0, backoff_s=0)
 
     managers = {"openai": lambda: LLMManager(backend("reader", surface_reading_answers())),
+                "model_llm": lambda: ModelLLMManager(backend("chooser", lambda body: json.dumps(
+                    {"choice": 1, "reason": "the model's pick"}))),
                 "replay": _RecordingReplay}
     stoppers = {"llm": lambda: LLMStopper(backend("stopper", always_stop()), asynchronous=False),
                 "replay": lambda: ReplayStopper({})}

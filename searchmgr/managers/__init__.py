@@ -10,6 +10,8 @@ REGISTRY = Registry("manager", {
     "random": "searchmgr.managers.random:RandomManager",
     "model": "searchmgr.managers.model:ModelManager",
     "openai": "searchmgr.managers.llm:LLMManager",
+    "model_llm": "searchmgr.managers.model_llm:ModelLLMManager",
+    "model_random": "searchmgr.managers.model_random:ModelRandomManager",
     "replay": "searchmgr.managers.replay:ReplayManager",
 })
 

@@ -21,11 +21,11 @@ from typing import ClassVar, Literal, Sequence
 
 from searchmgr.decision import decision_schema
 from searchmgr.managers.base import Manager, ManagerError, Proposal, ProposalContext
-from searchmgr.managers.openai_backend import BackendError, BackendSettings, ChatBackend
+from searchmgr.managers.openai_backend import BackendError, BackendSettings, ChatBackend, Completion
 from searchmgr.prompts import MANAGER_PROMPT_VERSION, manager_system_prompt, render_context, spec_hash
 from searchmgr.request_schema import render_ranges, request_schema
 
-ResponseSchema = Literal["request", "generic"]
+ResponseSchema = Literal["request", "generic", "choice"]  # choice: model_llm's answer (a candidate id)
 
 
 class LLMManager(Manager):
@@ -53,14 +53,39 @@ class LLMManager(Manager):
             return decision_schema()
         return request_schema(ctx.surface, ctx.parent_recipe, [s.recipe for s in ctx.siblings])
 
+    def system_prompt(self, ctx: ProposalContext) -> str:
+        """The specification sent as the system message (a subclass may send another one)."""
+        return manager_system_prompt(ctx.family, ctx.description, ctx.surface, ctx.objective)
+
     def spec(self, ctx: ProposalContext) -> tuple[str, str]:
         """(specification text, hash) for the context's task (cached)."""
         key = (ctx.task, ctx.family, ctx.description, ctx.surface.fingerprint(), ctx.objective)
         with self._lock:
             if key not in self._specs:
-                text = manager_system_prompt(ctx.family, ctx.description, ctx.surface, ctx.objective)
+                text = self.system_prompt(ctx)
                 self._specs[key] = (text, spec_hash(text))
             return self._specs[key]
+
+    def ask(self, system: str, user: str, schema: dict, schema_name: str) -> Completion:
+        """One request; an endpoint failure raises :class:`ManagerError` (with the time spent on it)."""
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        try:
+            return self.backend.complete(messages, schema=schema, schema_name=schema_name)
+        except BackendError as e:
+            err = ManagerError(str(e))
+            err.latency_s = e.latency_s  # the search records how long the endpoint was tried
+            raise err from None
+
+    def traced(self, context: dict, feedback: Sequence[str], c: Completion, system: str, digest: str) -> dict:
+        """What the trace records about a request: the context, the feedback, the endpoint, the spec (once)."""
+        request = {**context, "feedback": list(feedback),
+                   "endpoint": {"model": self.settings.model, "output_mode": c.mode, "tries": c.tries,
+                                "response_schema": self.response_schema, "notes": list(c.notes)}}
+        with self._lock:
+            if digest not in self._sent:
+                self._sent.add(digest)
+                request["prompt_spec"] = system
+        return request
 
     def propose(self, ctx: ProposalContext, feedback: Sequence[str] = ()) -> Proposal:
         system, digest = self.spec(ctx)
@@ -69,23 +94,11 @@ class LLMManager(Manager):
         if self.response_schema == "request":
             user += ("\n\nAdmissible updates from the current recipe (list every knob once, in this order):\n"
                      + render_ranges(ctx.surface, ctx.parent_recipe))
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        try:
-            c = self.backend.complete(messages, schema=self.schema(ctx), schema_name="decision")
-        except BackendError as e:
-            err = ManagerError(str(e))
-            err.latency_s = e.latency_s  # the search records how long the endpoint was tried
-            raise err from None
-        request = {**context, "feedback": list(feedback),
-                   "endpoint": {"model": self.settings.model, "output_mode": c.mode, "tries": c.tries,
-                                "response_schema": self.response_schema, "notes": list(c.notes)}}
-        with self._lock:
-            if digest not in self._sent:
-                self._sent.add(digest)
-                request["prompt_spec"] = system
+        c = self.ask(system, user, self.schema(ctx), "decision")
         return Proposal(raw=c.text, source=self.name, prompt_version=MANAGER_PROMPT_VERSION, prompt_hash=digest,
                         latency_s=c.latency_s, prompt_tokens=c.prompt_tokens,
-                        completion_tokens=c.completion_tokens, request=request)
+                        completion_tokens=c.completion_tokens,
+                        request=self.traced(context, feedback, c, system, digest))
 
     def close(self) -> None:
         self.backend.close()

@@ -3,7 +3,10 @@
 It uses the manager's endpoint settings (``manager.base_url``, ``manager.model`` ...).
 At an evaluation inside a segment it sends the segment's validation trajectory, its
 recent slope and straight-line projection, the slope it would need to match the best
-segment at the same depth, and the rules (:func:`searchmgr.prompts.stopper_system_prompt`):
+segment at the same depth, its rank among comparable segments (``ctx.peers``: finished,
+same depth, after as many evaluations; the coordinator passes them with
+``stopper.reference=rank``), the rule stopper's optimistic projection
+(:meth:`searchmgr.stoppers.rule.RuleStopper.projected`), and the rules (:func:`searchmgr.prompts.stopper_system_prompt`):
 never before the minimum step, stop only when the trajectory has no realistic chance
 to beat the best judged by its slope, only the validation score decides.
 
@@ -22,6 +25,7 @@ to beat the best judged by its slope, only the validation score decides.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from searchmgr.managers.openai_backend import BackendError, BackendSettings, Cha
 from searchmgr.prompts import STOP_SCHEMA, STOPPER_PROMPT_VERSION, render_stop_context, spec_hash, stopper_system_prompt
 from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_SHORT_CHARS, cap
 from searchmgr.stoppers.base import CONTINUE, StopContext, Stopper, StopVerdict
+from searchmgr.stoppers.rule import RuleStopper
 from searchmgr.telemetry import slope
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,29 @@ def parse_stop(text: str) -> tuple[bool, str] | None:
     return verdict == "STOP", reason
 
 
+def standing(ctx: StopContext) -> dict[str, Any] | None:
+    """Where the segment stands among its peers (``ctx.peers``: finished, same depth) after as many evaluations:
+    its rank (1 = best) of how many, and the best and median of their scores at the segment's end (metric units);
+    None without a peer evaluated that far."""
+    u, i = ctx.objective.utility, len(ctx.trajectory) - 1
+    here = [p.values[i] for p in ctx.peers if len(p.values) > i and math.isfinite(p.values[i])]
+    if i < 0 or not here:
+        return None
+    current = u(ctx.trajectory[-1][1])
+    out: dict[str, Any] = {"rank": 1 + sum(u(h) > current for h in here), "of": len(here) + 1, "evaluation": i + 1,
+                           "best_final": None, "median_final": None}
+    finals = sorted((p.final for p in ctx.peers if p.final is not None and math.isfinite(p.final)), key=u,
+                    reverse=True)
+    if finals:
+        out.update(best_final=finals[0], median_final=finals[len(finals) // 2])
+    return out
+
+
+def _as_metric(ctx: StopContext, utility: float) -> float:
+    """A utility back on the metric's own scale (minimised metrics are negated utilities)."""
+    return utility if ctx.objective.direction.value == "maximize" else -utility
+
+
 def trend(ctx: StopContext, window: int) -> tuple[float | None, float | None, float | None]:
     """(slope per 100 steps over the last ``window`` points, projection at the step the reference is judged at
     (the segment's end by default), slope needed to match the reference there), all in metric units."""
@@ -89,6 +117,7 @@ class LLMStopper(Stopper):
         self.every_s = every_s
         self.asynchronous = asynchronous
         self.window = window
+        self.rule = RuleStopper(window=window)  # its projection goes into the request
         self.system = stopper_system_prompt()
         self.digest = spec_hash(self.system)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="searchmgr-stopper")
@@ -141,12 +170,14 @@ class LLMStopper(Stopper):
     def _ask(self, ctx: StopContext) -> dict[str, Any]:
         """One request (worker thread or inline); returns the verdict's parts and trace."""
         rate, projected, needed = trend(ctx, self.window)
+        rank, rule = standing(ctx), _as_metric(ctx, self.rule.projected(ctx))
         sent = ctx.to_dict()
         messages = [{"role": "system", "content": self.system},
-                    {"role": "user", "content": render_stop_context(sent, rate, projected, needed)}]
+                    {"role": "user", "content": render_stop_context(sent, rate, projected, needed, rank, rule)}]
         trace: dict[str, Any] = {"prompt_version": STOPPER_PROMPT_VERSION, "prompt_hash": self.digest,
                                  "context": {**sent, "slope_per_100": rate, "projected": projected,
-                                             "needed_slope_per_100": needed}}
+                                             "needed_slope_per_100": needed, "standing": rank,
+                                             "rule_projection": rule}}
         try:
             c = self.backend.complete(messages, schema=STOP_SCHEMA, schema_name="stop_verdict")
         except BackendError as e:

@@ -12,7 +12,7 @@ from manager_contexts import DIVERGED, HEALTHY, OVERFIT, make_context
 
 # managers that need more than a bare constructor (an endpoint, a recorded run) register a factory here
 MANAGER_FACTORIES = {"heuristic": lambda: manager_class("heuristic")(), "random": lambda: manager_class("random")(),
-                     "model": lambda: manager_class("model")()}
+                     "model": lambda: manager_class("model")(), "model_random": lambda: manager_class("model_random")()}
 STOPPER_FACTORIES = {"rule": lambda: stopper_class("rule")(), "none": lambda: stopper_class("none")()}
 _llm_managers, _llm_stoppers = conformance_factories()  # LLM side: fake endpoints and a recording replay
 MANAGER_FACTORIES.update(_llm_managers)
