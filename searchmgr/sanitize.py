@@ -67,6 +67,11 @@ def for_terminal(text: str) -> str:
     return _CONTROL.sub("", _ANSI.sub("", text))
 
 
+def fmt(v: float | None, digits: int = 4) -> str:
+    """A score as people read it: ``digits`` significant digits, ``-`` for none."""
+    return "-" if v is None else f"{v:.{digits}g}"
+
+
 def one_line(text: str) -> str:
     """``text`` safe for a terminal and on one line."""
     return " ".join(for_terminal(text).split())
