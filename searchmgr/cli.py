@@ -122,8 +122,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     from searchmgr.progress import ConsoleReporter
     from searchmgr.supervise import supervise
 
-    supervise(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console()))
-    return 0
+    return supervise(args.overrides, resume=args.resume, reporter=ConsoleReporter(_console())).exit_status
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

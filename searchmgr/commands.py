@@ -95,15 +95,22 @@ def verify_child(surface: ActionSurface, parent: Node, siblings: Sequence[Mappin
     if parent.status is not NodeStatus.DONE or parent.checkpoint is None:
         raise CommandError(f"node {parent.id} is {parent.status.value} without a checkpoint; only a segment "
                            "trained to its end can have children")
-    decision = human_decision(surface, parent.recipe, recipe, note)
+    return verify_change(surface, parent.recipe, recipe, note, siblings)
+
+
+def verify_change(surface: ActionSurface, current: Mapping[str, float], recipe: Mapping[str, Any], note: str = "",
+                  siblings: Sequence[Mapping[str, float]] = ()) -> tuple[Verdict, list[str]]:
+    """Verify a person's recipe against ``current`` (a parent's recipe, or a supervised run's segment in
+    training): the verdict and every reason against it (one per bad knob, then the whole recipe's)."""
+    decision = human_decision(surface, current, recipe, note)
     if isinstance(decision, Rejection):
         return Verdict(None, None, decision), [str(decision)]
-    verdict = verify(decision, surface, parent.recipe, siblings)
+    verdict = verify(decision, surface, current, siblings)
     if verdict.ok:
         return verdict, []
     reasons = []
     for u in decision.updates:  # each knob alone, so the person sees every problem
-        alone = verify(decision.model_copy(update={"updates": [u]}), surface, parent.recipe)
+        alone = verify(decision.model_copy(update={"updates": [u]}), surface, current)
         if not alone.ok and alone.rejection.kind is not RejectionKind.CONSTRAINT:
             reasons.append(str(alone.rejection))
     if str(verdict.rejection) not in reasons:

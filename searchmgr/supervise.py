@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,15 +49,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import Attempt, run_attempts
+from searchmgr.commands import HUMAN, NOTE_MAX_CHARS, settle_moot, verify_change
 from searchmgr.config import ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.decision import Decision
 from searchmgr.errors import SearchmgrError
 from searchmgr.managers import Manager, PathStep, ProposalContext, manager_class
 from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
-from searchmgr.rundir import CONFIG_NAME, DB_NAME, RunNotFound, checkpoint_ref
+from searchmgr import rundir
+from searchmgr.rundir import CONFIG_NAME, DB_NAME, RunLock, checkpoint_ref
+from searchmgr.sanitize import Redactor, cap, fmt
 from searchmgr.search import resolve
-from searchmgr.store import DecisionKind, Node, NodeStatus, TreeStore, Verdict, load_checkpoint, save_checkpoint
+from searchmgr.signals import StopSignals
+from searchmgr.store import (
+    CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict,
+    load_checkpoint, save_checkpoint,
+)
 from searchmgr.surface import same_recipe
 from searchmgr.tasks import Segment, Task
 from searchmgr.telemetry import summarize
@@ -83,6 +90,7 @@ class SuperviseSettings(BaseModel):
 
 
 SETTING_KEYS = tuple(SuperviseSettings.model_fields)
+PAUSE_POLL_S = 0.5  # how often a paused run looks for a resume or stop command
 # a supervised run trains its horizon once, inline: nothing to budget, select, prune, parallelise or retain
 IGNORED_SECTIONS = ("budget", "uct", "stopper", "policy", "executor", "checkpoints")
 
@@ -137,6 +145,8 @@ class SuperviseOutcome:
     wall_s: float
     train_s: float
     stop_reason: str
+    stopped: bool = False  # by a command or a signal, at a boundary; ``supervise --resume`` continues it
+    exit_status: int = 0  # the command line's: 128 + N when signal N stopped it
 
     @property
     def final(self) -> Node | None:
@@ -160,6 +170,8 @@ class SuperviseOutcome:
         if self.fixed is not None:
             lines.append(f"fixed recipe {self.metric}={_fmt(self.fixed.val_score)} (test {_fmt(self.fixed.test_score)})")
         lines.append(f"run: {self.run_dir}")
+        if self.stopped:
+            lines.append(f"continue with `searchmgr supervise --resume {self.run_dir}`")
         return "\n".join(lines)
 
 
@@ -179,13 +191,42 @@ class TrainingFailed(SearchmgrError, RuntimeError):
     """A chunk raised or diverged; the segment is recorded as failed and the run stops."""
 
 
+class Stopped(Exception):
+    """A stop command or a signal, applied at a boundary: the segment ended there, ``--resume`` continues."""
+
+
+def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, settings: SuperviseSettings,
+                task: Task) -> None:
+    """A new supervised run's contents (in the hidden directory :func:`searchmgr.rundir.create_run` publishes)."""
+    try:
+        info = task.info()
+        state = task.init(config.seed)
+    except (ValueError, OSError) as e:  # bad data files and the like: the options are at fault
+        raise ConfigError(f"task {task.name} cannot start: {type(e).__name__}: {cap(str(e), 400)}; fix its "
+                          "options (data=, preset= ...)") from e
+    (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
+    sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
+                              task.surface.fingerprint(), info)
+    store.set_supervision(sid, settings.model_dump())
+    root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
+    ref = checkpoint_ref(root.id)
+    sha = save_checkpoint(state, run_dir / ref)
+    store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
+                      steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
+    store.set_run_state(sid, RunState.CREATED, f"supervised run created for task {task.name}")
+    store.add_event(sid, EventKind.CREATED, f"supervised run created for task {task.name}",
+                    data={"info": info, "supervise": settings.model_dump()})
+
+
 class Supervisor:
     """One supervised run bound to a run directory: :meth:`create` or :meth:`resume`, then :meth:`run`."""
 
     def __init__(self, run_dir: Path, config: SearchConfig, settings: SuperviseSettings, task: Task,
-                 store: TreeStore, search_id: int, reporter: Reporter | None = None):
+                 store: TreeStore, search_id: int, reporter: Reporter | None = None, owner: RunLock | None = None):
         self.run_dir, self.config, self.settings, self.task = run_dir, config, settings, task
-        self.store, self.search_id = store, search_id
+        self.store, self.search_id, self.owner = store, search_id, owner  # the run's lock, released by close()
+        self.signals = StopSignals()  # supervise() installs its handlers: SIGTERM/SIGINT stop at the next boundary
+        self.stopping: str | None = None  # why the run stops at its next boundary (a stop command, a signal)
         self.reporter = reporter or Reporter()
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -213,36 +254,25 @@ class Supervisor:
             raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr supervise --resume "
                               f"{run_dir}` or choose another out=")
         config = config.model_copy(update={"out": run_dir})
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-        store = TreeStore(run_dir / DB_NAME)
-        info = task.info()
-        sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
-                                  task.surface.fingerprint(), info)
-        store.set_supervision(sid, settings.model_dump())
-        sup = cls(run_dir, config, settings, task, store, sid, reporter)
-        for k, v in info.items():
+        run = rundir.create_run(run_dir, lambda stage, store: _build_root(stage, store, config, settings, task),
+                                Redactor.from_env(config.manager.api_key_env))
+        row = run.store.search()
+        sup = cls(run.path, config, settings, task, run.store, row["id"], reporter, owner=run.lock)
+        for k, v in row["info"].items():
             sup.reporter.message(f"{k}: {v}")
-        root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
-        ref, sha = sup._save(root.id, task.init(config.seed))
-        store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
-                          steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-        store.add_event(sid, "created", f"supervised run created for task {task.name}",
-                        data={"info": info, "supervise": settings.model_dump()})
         return sup
 
     @classmethod
     def resume(cls, run_dir: Path, words: Sequence[str] = (), reporter: Reporter | None = None) -> "Supervisor":
         """Continue a supervised run; manager settings and supervise settings may change, nothing else."""
         run_dir = Path(run_dir)
-        if not (run_dir / DB_NAME).exists():
-            raise RunNotFound(run_dir)
         raw_settings, overrides = split_words(words)
         other = sorted(k for k in overrides if k != "manager")
         if other:
             raise ConfigError(f"supervise --resume may change manager.* and {', '.join(SETTING_KEYS)} only, not "
                               f"{other}; start a new run with out=<new dir> instead")
-        store = TreeStore(run_dir / DB_NAME)
+        run = rundir.claim_run(run_dir)  # one owner at a time: a second resume is refused, naming the first
+        store = run.store
         try:
             row = store.search()
             stored = store.supervision(row["id"])
@@ -256,18 +286,20 @@ class Supervisor:
             settings = parse_settings(raw_settings, stored).resolved(config)
             if settings.baseline != stored["baseline"]:
                 raise ConfigError("resume cannot change baseline; start a new run instead")
-        except ConfigError:
-            store.close()
+        except BaseException:
+            run.close()
             raise
+        store.redact = Redactor.from_env(config.manager.api_key_env)
         store.update_search_config(row["id"], config.model_dump(mode="json"))
         store.set_supervision(row["id"], settings.model_dump())
         (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-        sup = cls(run_dir, config, settings, task, store, row["id"], reporter)
+        sup = cls(run_dir, config, settings, task, store, row["id"], reporter, owner=run.lock)
         ids = store.interrupt_running(row["id"])
         if ids:
-            store.add_event(row["id"], "interrupted", f"nodes {ids} were running when the process died")
+            store.add_event(row["id"], EventKind.INTERRUPTED, f"nodes {ids} were running when the process died")
             sup.reporter.message(f"node(s) {ids} were interrupted; retraining from the parent's checkpoint")
-        store.add_event(row["id"], "resumed", "supervised run resumed",
+        store.set_run_state(row["id"], RunState.CREATED, "resumed")
+        store.add_event(row["id"], EventKind.RESUMED, "supervised run resumed",
                         data={"overrides": overrides, "supervise": settings.model_dump()})
         return sup
 
@@ -286,16 +318,21 @@ class Supervisor:
 
     def run(self) -> SuperviseOutcome:
         started = time.perf_counter()
-        reason = "trained to the horizon"
+        reason, state = "trained to the horizon", RunState.FINISHED
+        self.store.set_run_state(self.search_id, RunState.RUNNING)
         try:
             if self.settings.baseline:
                 self._continue(self._tip(fixed=True), steer=False)
             self._continue(self._tip(fixed=False), steer=True)
         except TrainingFailed as e:
-            reason = f"stopped: {e}"
+            reason, state = f"stopped: {e}", RunState.FAILED
+        except Stopped as e:
+            reason, state = str(e), RunState.STOPPED
         finally:
             self._drop_pending("the run ended before it could be applied")
-        return self._outcome(reason, time.perf_counter() - started)
+        outcome = self._outcome(reason, time.perf_counter() - started, state)
+        self.store.set_run_state(self.search_id, state, reason)
+        return outcome
 
     def _tip(self, fixed: bool) -> Node:
         """The last segment of the fixed path or of the supervised chain, created when missing."""
@@ -327,8 +364,8 @@ class Supervisor:
         if node.status is NodeStatus.DONE:
             if node.end_step >= self.horizon:
                 return
-            # a fixed segment done before the horizon (a chain segment never is: it ends with its child's creation)
-            node = self._fixed_child(node)
+            # a fixed segment done before the horizon, or a chain segment a stop ended at a boundary
+            node = self._fixed_child(node) if node.source == T.FIXED else self._carry_on(node)
         parent = self.store.node(node.parent_id)
         state = self._load(parent)
         self.store.start_node(node.id)
@@ -347,6 +384,7 @@ class Supervisor:
                 self.store.start_node(node.id)
                 self.reporter.node_started(node, node.source, None)
                 continue
+            node = self._boundary(node, step, state, metrics, steer)
             if not steer:
                 continue
             node = self._apply_answers(node, step, state, metrics)
@@ -355,6 +393,86 @@ class Supervisor:
                 self._ask(node, step)
                 if not self.asynchronous:
                     node = self._apply_answers(node, step, state, metrics)
+
+    def _carry_on(self, node: Node) -> Node:
+        """The chain's next segment after a stop ended ``node`` at a boundary: the same recipe to the horizon."""
+        return self.store.add_node(self.search_id, node.id, node.depth + 1, node.end_step, self.horizon,
+                                   node.recipe, node.source)
+
+    # a person's commands, at each boundary ----------------------------------------------------
+    def _boundary(self, node: Node, step: int, state: dict, metrics: dict[str, float], steer: bool) -> Node:
+        """Apply the queued commands here (pause waits here, polling); a stop or a signal ends ``node`` at this
+        boundary (checkpoint saved) and raises :class:`Stopped`."""
+        waited = False
+        while True:
+            for cmd in self.store.commands(self.search_id, CommandStatus.QUEUED):
+                if self.stopping:
+                    settle_moot(self.store, self.search_id, f"the run is stopping ({self.stopping})")
+                    break
+                status, result, node = self._command(cmd, node, step, state, metrics, steer)
+                self.store.settle_command(cmd.id, status, result, node.id if cmd.kind is CommandKind.CHILD
+                                          and status is CommandStatus.APPLIED else None)
+                self.reporter.message(f"command {cmd.id} ({cmd.kind.value}) {status.value}: {result}")
+            self.stopping = self.stopping or self.signals.reason()
+            if self.stopping:
+                self.store.set_run_state(self.search_id, RunState.STOPPING, self.stopping)
+                self._finish(node, step, state, metrics)
+                raise Stopped(f"{self.stopping} at step {step}")
+            if self.store.run_state(self.search_id)[0] is not RunState.PAUSED:
+                return node
+            if not waited:
+                self.reporter.message(f"paused at step {step}: waiting for a resume or stop command")
+                waited = True
+            time.sleep(PAUSE_POLL_S)
+
+    def _command(self, cmd: CommandRecord, node: Node, step: int, state: dict, metrics: dict[str, float],
+                 steer: bool) -> tuple[CommandStatus, str, Node]:
+        """One command at a boundary: ``(status, what happened, the segment training now)``."""
+        paused = self.store.run_state(self.search_id)[0] is RunState.PAUSED
+        if cmd.kind is CommandKind.PAUSE and not paused:
+            self.store.set_run_state(self.search_id, RunState.PAUSED, f"paused by command {cmd.id}")
+            self.store.add_event(self.search_id, EventKind.PAUSED, f"paused by command {cmd.id} at step {step}",
+                                 node_id=node.id)
+            return CommandStatus.APPLIED, f"paused at step {step}", node
+        if cmd.kind is CommandKind.RESUME and paused:
+            self.store.set_run_state(self.search_id, RunState.RUNNING, f"resumed by command {cmd.id}")
+            self.store.add_event(self.search_id, EventKind.UNPAUSED, f"resumed by command {cmd.id} at step {step}",
+                                 node_id=node.id)
+            return CommandStatus.APPLIED, f"resumed at step {step}", node
+        if cmd.kind is CommandKind.STOP:
+            self.stopping = f"stopped by command {cmd.id}"
+            return CommandStatus.APPLIED, f"the run stops at step {step}", node
+        if cmd.kind is CommandKind.CHILD and steer:
+            return self._human_change(cmd, node, step, state, metrics)
+        why = {CommandKind.PAUSE: "the run is already paused", CommandKind.RESUME: "the run is not paused",
+               CommandKind.CLOSE: "a supervised run has no subtree to close",
+               CommandKind.CHILD: "the fixed baseline trains first; a recipe change applies to the supervised "
+                                  "chain after it"}[cmd.kind]
+        return CommandStatus.REJECTED, why, node
+
+    def _human_change(self, cmd: CommandRecord, node: Node, step: int, state: dict,
+                      metrics: dict[str, float]) -> tuple[CommandStatus, str, Node]:
+        """A person's recipe for the segment in training, through the verifier; traced like the manager's."""
+        payload = cmd.payload if isinstance(cmd.payload, dict) else {}
+        recipe, note = payload.get("recipe"), payload.get("note") or ""
+        if not isinstance(recipe, dict) or not isinstance(note, str):
+            return CommandStatus.REJECTED, "the command holds no recipe object", node
+        verdict, reasons = verify_change(self.task.surface, node.recipe, recipe, note)
+        context = {"command_id": cmd.id, "note": note[:NOTE_MAX_CHARS], "requested": recipe, "asked_of": cmd.node_id}
+        trace = Trace(DecisionKind.MANAGER, HUMAN, node.id, Verdict.ACCEPTED if verdict.ok else Verdict.REJECTED,
+                      reason=None if verdict.ok else "; ".join(reasons), context=context,
+                      parsed=verdict.decision.model_dump() if verdict.decision else None,
+                      rejection=None if verdict.ok else verdict.rejection.kind.value, snapshot_step=step,
+                      recipe_version=node.depth - 1, applied_step=step if verdict.ok else None)
+        if not verdict.ok:
+            self.recorder.record(trace)
+            return CommandStatus.REJECTED, "; ".join(reasons), node
+        if same_recipe(verdict.recipe, node.recipe):
+            self.recorder.record(dataclasses.replace(trace, applied_step=None, reason="it holds every knob"))
+            return CommandStatus.APPLIED, "it holds every knob: nothing changes", node
+        child = self._branch(node, step, state, metrics, verdict.recipe, HUMAN, lambda: self.recorder.record(trace))
+        self.reporter.node_started(child, HUMAN, verdict.decision.diagnosis)
+        return CommandStatus.APPLIED, f"node {child.id} trains it from step {step}", child
 
     def _next_multiple(self, step: int) -> int:
         interval = self.settings.interval
@@ -411,7 +529,7 @@ class Supervisor:
                                     sum(n.depth > 0 and n.status.finished for n in self.store.nodes(self.search_id)))
 
     def _fail(self, node: Node, step: int, error: str, trace: str | None) -> None:
-        self.store.add_event(self.search_id, "failed", error, node_id=node.id, data={"traceback": trace} if trace else None)
+        self.store.add_event(self.search_id, EventKind.FAILED, error, node_id=node.id, data={"traceback": trace} if trace else None)
         self.store.finish_node(node.id, NodeStatus.FAILED, val_score=None, test_score=None, utility=None,
                                steps_trained=step - node.start_step, error=error)
         self.reporter.node_finished(self.store.node(node.id), None, self._steps_used(), 0)
@@ -438,7 +556,7 @@ class Supervisor:
     def _ask(self, node: Node, step: int) -> None:
         version = node.depth - 1  # decisions applied along the chain so far
         if len(self.pending) >= self.settings.in_flight:
-            self.store.add_event(self.search_id, "skipped", f"no request at step {step}: "
+            self.store.add_event(self.search_id, EventKind.SKIPPED, f"no request at step {step}: "
                                  f"{len(self.pending)} still pending", node_id=node.id)
             return
         ctx = self._context(node, step)
@@ -488,13 +606,20 @@ class Supervisor:
     def _split(self, node: Node, step: int, state: dict, metrics: dict[str, float], p: Pending, a: Attempt,
                attempt: int) -> Node:
         """Apply an admitted answer at ``step``: ``node`` ends here and its child trains the new recipe."""
-        with self.store.atomic():  # the segment's end, the decision and the child commit together
-            self._finish(node, step, state, metrics)
-            did = self._trace(p, a, attempt, applied_step=step)
-            child = self.store.add_node(self.search_id, node.id, node.depth + 1, step, self.horizon,
-                                        a.verdict.recipe, self.manager.name, did)
-            self.store.start_node(child.id)
+        child = self._branch(node, step, state, metrics, a.verdict.recipe, self.manager.name,
+                             lambda: self._trace(p, a, attempt, applied_step=step))
         self.reporter.node_started(child, child.source, a.verdict.decision.diagnosis)
+        return child
+
+    def _branch(self, node: Node, step: int, state: dict, metrics: dict[str, float], recipe: dict, source: str,
+                trace: Callable[[], int]) -> Node:
+        """``node`` ends at ``step`` and its child trains ``recipe``; the segment's end, the decision (``trace``)
+        and the child commit together."""
+        with self.store.atomic():
+            self._finish(node, step, state, metrics)
+            child = self.store.add_node(self.search_id, node.id, node.depth + 1, step, self.horizon, recipe,
+                                        source, trace())
+            self.store.start_node(child.id)
         return self.store.node(child.id)
 
     def _drop_pending(self, why: str) -> None:
@@ -511,7 +636,7 @@ class Supervisor:
                                            snapshot_step=p.snapshot_step, recipe_version=p.version))
         self.pending.clear()
 
-    def _outcome(self, reason: str, wall: float) -> SuperviseOutcome:
+    def _outcome(self, reason: str, wall: float, state: RunState) -> SuperviseOutcome:
         nodes = self.store.nodes(self.search_id)
         chain = tuple(n for n in nodes if n.source not in (T.ROOT, T.FIXED))
         fixed = T.fixed_path(nodes)[-1]
@@ -523,8 +648,11 @@ class Supervisor:
         evals = [(s, m[objective.metric]) for n in chain for s, m in self.store.metrics(n.id) if objective.metric in m]
         best = max(evals, key=lambda sv: objective.utility(sv[1])) if evals else (None, None)
         outcome = SuperviseOutcome(self.run_dir, objective.metric, chain, fixed if fixed.depth else None, best[1],
-                                   best[0], verdicts, sum(d.applied for d in decisions), wall, self.train_s, reason)
-        self.store.add_event(self.search_id, "stopped", reason, data={
+                                   best[0], verdicts, sum(d.applied for d in decisions), wall, self.train_s, reason,
+                                   stopped=state is RunState.STOPPED,
+                                   exit_status=self.signals.exit_status if self.signals.signum is not None else 0)
+        settle_moot(self.store, self.search_id, f"the run {state.value} ({reason})")
+        self.store.add_event(self.search_id, EventKind.STOPPED, reason, data={
             "wall_s": wall, "train_s": self.train_s, "verdicts": verdicts, "applied": outcome.applied})
         self.reporter.finished(outcome)
         return outcome
@@ -534,17 +662,27 @@ class Supervisor:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.manager.close()
         self.store.close()
+        if self.owner is not None:
+            self.owner.release()
 
 
 def supervise(words: Sequence[str] = (), resume: str | Path | None = None,
               reporter: Reporter | None = None) -> SuperviseOutcome:
     """Run (or continue) a supervised run; the Python twin of ``searchmgr supervise``."""
-    sup = Supervisor.resume(Path(resume), words, reporter) if resume is not None else Supervisor.create(words, reporter)
-    try:
-        return sup.run()
-    except KeyboardInterrupt:
-        ids = sup.store.interrupt_running(sup.search_id)
-        sup.store.add_event(sup.search_id, "interrupted", f"stopped by the user; nodes {ids} interrupted")
-        raise
-    finally:
-        sup.close()
+    with StopSignals() as signals:  # SIGTERM/SIGINT: the run stops at its next boundary, from creation on
+        sup = Supervisor.resume(Path(resume), words, reporter) if resume is not None \
+            else Supervisor.create(words, reporter)
+        sup.signals = signals
+        try:
+            return sup.run()
+        except KeyboardInterrupt:  # a second signal: stop now
+            ids = sup.store.interrupt_running(sup.search_id)
+            why = f"stopped at once by {signals.received or 'SIGINT'}; nodes {ids} interrupted"
+            sup.store.add_event(sup.search_id, EventKind.INTERRUPTED, why)
+            sup.store.set_run_state(sup.search_id, RunState.STOPPED, why)
+            raise
+        except Exception as e:
+            sup.store.set_run_state(sup.search_id, RunState.FAILED, f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            sup.close()

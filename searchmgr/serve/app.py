@@ -35,10 +35,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from searchmgr import tree as T
-from searchmgr.commands import NOTE_MAX_CHARS, CommandError, verify_child
+from searchmgr.commands import NOTE_MAX_CHARS, CommandError, verify_change, verify_child
 from searchmgr.schedule import ScheduleError, schedule_of
 from searchmgr.serve import runs as R
-from searchmgr.store import CommandKind, CommandStatus, Node, NodeNotFound, StoreError, TreeStore
+from searchmgr.store import CommandKind, CommandStatus, Node, NodeNotFound, NodeStatus, StoreError, TreeStore
 from searchmgr.surface import ActionSurface
 from searchmgr.tasks import TaskError, make_task
 
@@ -258,14 +258,22 @@ def create_app(runs: dict[str, R.Run], *, token: str | None = None, max_body_byt
             surface = surface_of(r, row)
             siblings = [c.recipe for c in T.children(nodes, nid)] + queued_children(store, row["id"], index[nid])
             try:
-                verdict, reasons = verify_child(surface, index[nid], siblings, recipe, note,
-                                                max_depth=row["config"]["max_depth"])
+                if view.supervised:  # a recipe change for the segment in training, applied at its next boundary
+                    if index[nid].status is not NodeStatus.RUNNING:
+                        raise CommandError(f"a supervised run changes the recipe of its segment in training, "
+                                           f"not node {nid} ({index[nid].status.value})")
+                    verdict, reasons = verify_change(surface, index[nid].recipe, recipe, note,
+                                                     queued_children(store, row["id"], index[nid]))
+                else:
+                    verdict, reasons = verify_child(surface, index[nid], siblings, recipe, note,
+                                                    max_depth=row["config"]["max_depth"])
             except CommandError as e:
                 raise ApiError(409, str(e)) from None
         if not verdict.ok:
             raise ApiError(422, "the verifier rejected this child: " + "; ".join(reasons), reasons=reasons)
         cid = queue(r, CommandKind.CHILD, nid, {"recipe": recipe, "note": note})
-        when = ("the search trains it next" if view.status.live else
+        when = ("it applies at the run's next evaluation boundary" if view.supervised else
+                "the search trains it next" if view.status.live else
                 f"the search is {view.status.value}: it is trained when the run is resumed "
                 f"(searchmgr explore --resume {r.path})")
         return JSONResponse({"command": cid, "status": "queued", "parent": nid, "recipe": verdict.recipe,

@@ -17,13 +17,12 @@ from typing import Any, Iterator, Sequence
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN
 from searchmgr.lifecycle import RunStatus, RunView, read_run
-from searchmgr.store import (DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore,
-                             Verdict)
+from searchmgr.rundir import DB_NAME
+from searchmgr.store import (
+    CommandKind, DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore, Verdict,
+)
 from searchmgr.tasks import TaskError, stored_objective
 from searchmgr.tasks.base import Objective
-
-DB_NAME = "tree.db"
-
 
 @dataclass(frozen=True)
 class Run:
@@ -158,6 +157,7 @@ def node_detail(run: Run, node_id: int) -> dict:
         n = index[node_id]
         parent = index.get(n.parent_id)
         objective = _objective(row)
+        view = view_of(run, store, row["id"])
         curves: dict[str, list] = {}
         for p in T.path_to(nodes, node_id)[1:]:
             for step, metrics in store.metrics(p.id):
@@ -175,7 +175,7 @@ def node_detail(run: Run, node_id: int) -> dict:
         stopper = store.decisions(row["id"], node_id=node_id, kind=DecisionKind.STOPPER)
         kids = T.children(nodes, node_id)
         return finite({
-            "run": run.id, "revision": store.revision(), "node": node_json(n, view_of(run, store, row["id"])),
+            "run": run.id, "revision": store.revision(), "node": node_json(n, view),
             "parent_recipe": parent.recipe if parent else None,
             "change": {k: {"from": parent.recipe.get(k), "to": v} for k, v in n.recipe.items()
                        if parent and parent.recipe.get(k) != v},
@@ -185,9 +185,18 @@ def node_detail(run: Run, node_id: int) -> dict:
             "stopper": [{**_decision_json(d), "step": d.context.get("step") if isinstance(d.context, dict) else None}
                         for d in stopper],
             "children": [c.id for c in kids],
-            "can_branch": n.status is NodeStatus.DONE and n.checkpoint is not None
-            and n.depth < row["config"]["max_depth"],
+            "can_branch": can_branch(n, view, row["config"]["max_depth"]),
         })
+
+
+def can_branch(n: Node, view: RunView, max_depth: int) -> bool:
+    """Whether the page offers a person's child of ``n``: a supervised run changes the recipe of its live segment
+    in training; a search branches from a trained segment above the horizon (applied now, or at its resume)."""
+    if CommandKind.CHILD not in view.accepts:
+        return False
+    if view.supervised:
+        return n.status is NodeStatus.RUNNING
+    return n.status is NodeStatus.DONE and n.checkpoint is not None and n.depth < max_depth
 
 
 def commands(run: Run) -> dict:
