@@ -62,6 +62,22 @@ def test_asha_promotes_the_better_chain_at_a_rung_and_stops_the_worse():
     assert isinstance(policy.plan(nodes, in_flight=frozenset({6, 7}), closed=frozenset(), budget_left=10), Wait)
 
 
+def test_asha_fills_a_free_worker_with_a_new_trial_while_a_chain_trains():
+    nodes = [node(1, None, 0), node(2, 1, 1, 0.50, finished=1.0), node(3, 2, 2, status=NodeStatus.RUNNING)]
+    step = _asha().plan(nodes, in_flight=frozenset({3}), closed=frozenset(), budget_left=50)
+    assert isinstance(step, Grow) and step.parent == 1 and step.note == "asha trial 2"
+
+
+def test_every_policy_name_is_configurable_and_every_baseline_is_a_compare_method():
+    from typing import get_args
+
+    from searchmgr.compare import BASELINES
+    from searchmgr.config import PolicyConfig
+    from searchmgr.policies import POLICIES
+
+    assert set(get_args(PolicyConfig.model_fields["name"].annotation)) == set(POLICIES) == {"uct", *BASELINES}
+
+
 def test_asha_starts_new_trials_only_when_one_can_finish_and_its_first_is_the_base_recipe():
     policy = _asha(base_first=True)
     root = [node(1, None, 0)]
