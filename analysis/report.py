@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -312,6 +313,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, k: int = 5,
              f"({run.objective.test_metric}) rides along for reporting only."),
         *([Para("Warning: " + s.val_test_text)] if s.val_test_ok is False else []),
         Heading("Summary"), _summary_table(run, s),
+        *_selection_blocks(run),
         Heading("Search tree"),
         Image(files["tree"], "Nodes by depth: the fill is the validation score, the ring the status (purple: "
                              "pruned, red: failed, blue: running, dashed: pending, dotted: interrupted), the shape "
@@ -337,6 +339,27 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, k: int = 5,
          "summary": s.__dict__, "analysis": analysis_dict(an)},
         indent=2, default=str))
     return Report(folder, md, page, s, an, figs if keep_figures else {})
+
+
+def _selection_blocks(run: RunData) -> list[Block]:
+    """``select.reevaluate``: the top schedules evaluated afresh, and which one that named the best."""
+    chosen = run.selection.get("nodes", {})
+    if not chosen:
+        return []
+    best = run.best_leaf()
+    metric, seeds = run.selection.get("metric", run.objective.metric), run.selection.get("seeds", [])
+    rows = []
+    for nid, v in sorted(chosen.items(), key=lambda kv: -run.objective.utility(kv[1]["mean"])):
+        sc = v["scores"]
+        se = statistics.stdev(sc) / math.sqrt(len(sc)) if len(sc) > 1 else None
+        rows.append((nid, fmt(v["val_score"]), f"{fmt(v['mean'])}" + (f" ± {fmt(se, 2)}" if se is not None else ""),
+                     ", ".join(fmt(x) for x in sc), "yes" if best is not None and int(nid) == best.id else ""))
+    return [Heading("Selection"),
+            Para(f"The {len(chosen)} best complete schedules by their {metric} in the search were evaluated "
+                 f"{len(seeds)} more time(s) afresh (seeds {seeds}, the same for each); the best schedule is the "
+                 "best of them by the mean of those evaluations."),
+            Table(("node", f"{metric} in the search", "fresh mean ± se", "fresh evaluations", "named best"),
+                  tuple(rows))]
 
 
 def _family_blocks(run: RunData, an: Analysis, files: dict[str, str]) -> list[Block]:

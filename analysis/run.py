@@ -7,10 +7,11 @@ aggregations never hold a database open and never change a run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.lifecycle import read_run
 from searchmgr.rundir import open_run, stored_config
@@ -68,6 +69,12 @@ class RunData:
     decisions: dict[int, dict | None]  # node id -> parsed decision that created it
     counts: DecisionCounts
     state: str = ""  # the run's state as readers show it, with how to continue (searchmgr.lifecycle)
+    selection: dict = field(default_factory=dict)  # the last select.reevaluate record (searchmgr.selection)
+
+    @property
+    def reevaluated(self) -> dict[int, float]:
+        """Node id -> mean of its fresh evaluations (``select.reevaluate``); empty when none were made."""
+        return {int(i): v["mean"] for i, v in self.selection.get("nodes", {}).items()}
 
     @property
     def max_depth(self) -> int:
@@ -105,7 +112,7 @@ class RunData:
         return T.by_id(self.nodes)[node_id]
 
     def best_leaf(self) -> Node | None:
-        return T.best_leaf(self.nodes, self.objective, self.max_depth)
+        return T.best_leaf(self.nodes, self.objective, self.max_depth, self.reevaluated)
 
     def best_path(self) -> list[Node]:
         """Root-to-leaf path of the best finished segment (root first); empty if nothing finished."""
@@ -119,9 +126,10 @@ class RunData:
         """The ``k`` best root-to-leaf paths, best first (the first is :meth:`best_path`).
 
         Leaves are finished (``done``) segments ranked like :func:`searchmgr.tree.best_leaf`:
-        complete schedules (depth == max_depth) first, then by validation utility (ties by the task's tie-break).
+        complete schedules (depth == max_depth) first, then by validation utility (ties by the task's tie-break),
+        the top re-ranked by fresh evaluations when ``select.reevaluate`` made them.
         """
-        ranked = T.ranked_leaves(self.nodes, self.objective, self.max_depth)
+        ranked = T.ranked_leaves(self.nodes, self.objective, self.max_depth, self.reevaluated)
         return [T.path_to(self.nodes, n.id) for n in ranked[:k]]
 
     def steps_used(self) -> int:
@@ -148,6 +156,7 @@ def load_run(run_dir: str | Path) -> RunData:
         metrics = {n.id: store.metrics(n.id) for n in nodes}
         decisions = {n.id: (store.decision(n.decision_id).parsed if n.decision_id else None) for n in nodes}
         records = store.decisions(row["id"])
+        chosen = selection.recorded(store, row["id"])
         state = read_run(store, row["id"], run_dir).line()
     manager = [d for d in records if d.kind is DecisionKind.MANAGER]
     counts = DecisionCounts(
@@ -160,4 +169,4 @@ def load_run(run_dir: str | Path) -> RunData:
         run_dir=run_dir, task=row["task"], config=row["config"], info=row["info"],
         objective=_objective(row),
         knobs=tuple(KnobInfo.from_description(d) for d in row["surface"]),
-        nodes=nodes, metrics=metrics, decisions=decisions, counts=counts, state=state)
+        nodes=nodes, metrics=metrics, decisions=decisions, counts=counts, state=state, selection=chosen)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.config import ConfigError, override_keys
 from searchmgr.errors import UserError
@@ -170,7 +171,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         objective = stored_objective(row)
         nodes = store.nodes(row["id"])
-        best = T.best_leaf(nodes, objective, cfg.max_depth)
+        best = selection.best_leaf(store, row["id"], nodes, objective, cfg.max_depth)
         best_ids = {n.id for n in T.path_to(nodes, best.id)} if best else set()
         fixed_ids = {n.id for n in T.fixed_path(nodes)}
         view = read_run(store, row["id"], args.run)

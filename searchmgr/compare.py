@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.config import ConfigError, build_config, merge, parse_overrides
 from searchmgr.managers import manager_names
@@ -102,10 +103,10 @@ def run_summary(run: Path, objective, max_depth: int) -> dict:
     with open_run(run) as store:
         sid = store.search()["id"]
         nodes = store.nodes(sid)
+        best = selection.best_leaf(store, sid, nodes, objective, max_depth)
         wall = sum(json.loads(e["data"] or "{}").get("wall_s", 0.0) for e in store.events(sid)
                    if e["kind"] == EventKind.STOPPED.value)
         view = read_run(store, sid, run)
-    best = T.best_leaf(nodes, objective, max_depth)
     curve, spent, best_u = [], 0, -math.inf
     for n in sorted((n for n in nodes if n.status.finished and n.depth > 0), key=lambda n: (n.finished_at, n.id)):
         spent += n.steps_trained

@@ -227,20 +227,20 @@ class PolicyConfig(_Model):
             raise ValueError(f"grace={v}: the first rung comes after 1 or more segments")
         return v
 
-    @model_validator(mode="after")
-    def _applies(self) -> "PolicyConfig":
-        if self.reduction_factor is not None and self.name not in ("asha", "hyperband"):
-            raise ValueError(f"reduction_factor applies to asha or hyperband, not {self.name}; drop it or set "
-                             "policy.name=asha")
-        if self.grace is not None and self.name != "asha":
-            raise ValueError(f"grace applies to asha, not {self.name}; drop it or set policy.name=asha")
-        return self
-
 
 class CheckpointsConfig(_Model):
     keep: Literal["expandable", "all"] = Field(
         "expandable", description="expandable: keep the checkpoints that can still be a parent, plus the best "
         "and fixed paths' tips, and delete the rest; all: keep every checkpoint")
+
+
+class SelectConfig(_Model):
+    reevaluate: int | None = Field(None, ge=0, le=64, description="before naming the best schedule, re-evaluate "
+                                   "the checkpoints of this many best complete schedules on fresh validation data "
+                                   "(the task's evaluate_checkpoint) and name the best by the mean; 0: off (default: "
+                                   "3 for RL and GRPO tasks that can re-evaluate, else 0)")
+    repeats: int = Field(3, ge=1, le=64, description="fresh evaluations per re-evaluated schedule (the same seeds "
+                         "for every schedule)")
 
 
 class SearchConfig(_Model):
@@ -257,6 +257,7 @@ class SearchConfig(_Model):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads per worker (default: torch's own "
                                 "choice, which oversubscribes a machine shared by several runs)")
     task_options: dict[str, Any] = Field(default_factory=dict, description="validated by the task's options model")
@@ -295,7 +296,7 @@ class SearchConfig(_Model):
 
 
 SECTIONS = {"budget": BudgetConfig, "uct": UCTConfig, "manager": ManagerConfig, "stopper": StopperConfig,
-            "policy": PolicyConfig, "executor": ExecutorConfig, "checkpoints": CheckpointsConfig}
+            "policy": PolicyConfig, "executor": ExecutorConfig, "checkpoints": CheckpointsConfig, "select": SelectConfig}
 # keys fixed at creation: resume refuses to change them
 FROZEN_KEYS = ("task", "seed", "segment_steps", "max_depth", "eval_every", "task_options")
 

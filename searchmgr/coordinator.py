@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchmgr import policies as policy
-from searchmgr import retention
+from searchmgr import retention, selection
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
@@ -377,7 +377,8 @@ class Coordinator:
         nodes, closed = self.nodes(), self.store.closed(self.search_id)
         doomed = retention.doomed(nodes, keep=self.config.checkpoints.keep, objective=self.task.objective,
                                   max_depth=self.config.max_depth, in_flight=self.in_flight(),
-                                  may_expand=lambda n: self.policy.may_expand(n, nodes, closed))
+                                  may_expand=lambda n: self.policy.may_expand(n, nodes, closed),
+                                  keep_best=self.config.select.reevaluate or 1)
         for n in doomed:
             self.store.drop_checkpoint(n.id, "retention: no policy can select it as a parent")
             (self.run_dir / n.checkpoint).unlink(missing_ok=True)
@@ -430,6 +431,10 @@ class Coordinator:
                 self.tell(self._signal_stopped(result))
                 trained += not result.interrupted
                 train_s += result.train_s
+        if not self.stopping and self.config.select.reevaluate:  # a finished run names its best by fresh scores
+            selection.reevaluate(self.store, self.search_id, self.run_dir, self.task, self.nodes(),
+                                 k=self.config.select.reevaluate, repeats=self.config.select.repeats,
+                                 max_depth=self.config.max_depth, run_seed=self.config.seed, say=self.reporter.message)
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
 
     def _stop(self, why: str | None) -> None:
@@ -458,7 +463,7 @@ class Coordinator:
 
     def _outcome(self, reason: str, trained: int, wall: float, train_s: float) -> Outcome:
         nodes = self.nodes()
-        best = T.best_leaf(nodes, self.task.objective, self.config.max_depth)
+        best = selection.best_leaf(self.store, self.search_id, nodes, self.task.objective, self.config.max_depth)
         fixed = T.fixed_path(nodes)
         outcome = Outcome(self.run_dir, self.task.objective.metric, reason, best,
                           tuple(T.path_to(nodes, best.id)) if best else (),

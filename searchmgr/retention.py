@@ -18,15 +18,14 @@ from searchmgr.store import Node
 
 
 def doomed(nodes: Sequence[Node], *, keep: str, objective: Objective, max_depth: int,
-           in_flight: AbstractSet[int], may_expand: Callable[[Node], bool]) -> list[Node]:
-    """The nodes whose checkpoint can be deleted now."""
+           in_flight: AbstractSet[int], may_expand: Callable[[Node], bool], keep_best: int = 1) -> list[Node]:
+    """The nodes whose checkpoint can be deleted now; the ``keep_best`` best leaves keep theirs (the
+    schedules ``select.reevaluate`` evaluates afresh at the end)."""
     if keep == "all":
         return []
     index = T.by_id(nodes)
     needed = {index[i].parent_id for i in in_flight}
     needed |= {n.parent_id for n in nodes if not n.status.finished}
-    best = T.best_leaf(nodes, objective, max_depth)
-    if best is not None:
-        needed.add(best.id)
+    needed |= {n.id for n in T.ranked_leaves(nodes, objective, max_depth)[:max(keep_best, 1)]}
     needed.add(T.fixed_path(nodes)[-1].id)
     return [n for n in nodes if n.checkpoint is not None and n.id not in needed and not may_expand(n)]

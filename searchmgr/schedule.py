@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.errors import UserError
 from searchmgr.rundir import open_run, stored_config
@@ -107,7 +108,7 @@ def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
     damage = damage_lines(store, run_dir, row["id"])
     objective = stored_objective(row)
     nodes = store.nodes(row["id"])
-    best = T.best_leaf(nodes, objective, config["max_depth"])
+    best = selection.best_leaf(store, row["id"], nodes, objective, config["max_depth"])
     if best is None:
         raise ScheduleError(f"{run_dir} has no finished segment yet; run `searchmgr explore --resume {run_dir}`")
     segments = []

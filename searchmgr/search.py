@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from searchmgr import rundir
 from searchmgr import tree as T
 from searchmgr.config import FROZEN_KEYS, ConfigError, SearchConfig, build_config, merge, parse_overrides
+from searchmgr import selection
 from searchmgr.coordinator import Coordinator
 from searchmgr.executors import ExecutorUnavailable, TaskSpec
 from searchmgr.outcome import Outcome
@@ -48,6 +49,7 @@ def resolve(config: SearchConfig, instance: Task | None = None) -> tuple[SearchC
     d = task.search_defaults()
     budget = config.budget.model_copy(update={"steps": config.budget.steps or d.budget_steps})
     config = config.model_copy(update={
+        "select": config.select.model_copy(update={"reevaluate": selection.reevaluate_count(config.select, task)}),
         "segment_steps": config.segment_steps or d.segment_steps,
         "max_depth": config.max_depth or d.max_depth,
         "eval_every": config.eval_every or d.eval_every,

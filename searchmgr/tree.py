@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from searchmgr.store import Node, NodeStatus
 from searchmgr.objective import Objective
@@ -44,21 +44,33 @@ def fixed_path(nodes: Sequence[Node]) -> list[Node]:
         out.append(nxt[0])
 
 
-def ranked_leaves(nodes: Sequence[Node], objective: Objective, max_depth: int) -> list[Node]:
+def ranked_leaves(nodes: Sequence[Node], objective: Objective, max_depth: int,
+                  reevaluated: Mapping[int, float] | None = None) -> list[Node]:
     """Finished segments, best first: only complete schedules when there are any, ordered by :func:`rank_key`.
 
     A schedule is complete when its last segment has depth ``max_depth`` or ends at the run's horizon (the
     furthest planned end step): a supervised run is a chain split where decisions were applied, so its
-    depth is the number of its segments, not ``max_depth``."""
+    depth is the number of its segments, not ``max_depth``.
+
+    ``reevaluated`` (node id -> mean of fresh evaluations, ``select.reevaluate``) reorders the top of the
+    ranking when it covers exactly the current top ``len(reevaluated)`` leaves; a selection made before the
+    tree grew further no longer holds and is ignored."""
     done = [n for n in nodes if n.status is NodeStatus.DONE and n.val_score is not None and n.depth > 0]
     horizon = max((n.end_step for n in nodes), default=0)
     complete = [n for n in done if n.depth == max_depth or n.end_step == horizon]
-    return sorted(complete or done, key=lambda n: rank_key(n, objective), reverse=True)
+    ranked = sorted(complete or done, key=lambda n: rank_key(n, objective), reverse=True)
+    if reevaluated and {n.id for n in ranked[:len(reevaluated)]} == set(reevaluated):
+        top = sorted(ranked[:len(reevaluated)], key=lambda n: (objective.utility(reevaluated[n.id]),
+                                                               *rank_key(n, objective)), reverse=True)
+        ranked = top + ranked[len(reevaluated):]
+    return ranked
 
 
-def best_leaf(nodes: Sequence[Node], objective: Objective, max_depth: int) -> Node | None:
-    """The finished segment with the best validation score, preferring complete schedules (depth == max_depth)."""
-    ranked = ranked_leaves(nodes, objective, max_depth)
+def best_leaf(nodes: Sequence[Node], objective: Objective, max_depth: int,
+              reevaluated: Mapping[int, float] | None = None) -> Node | None:
+    """The finished segment with the best validation score, preferring complete schedules (depth == max_depth);
+    with ``reevaluated``, the best of the re-evaluated top by its fresh evaluations (see :func:`ranked_leaves`)."""
+    ranked = ranked_leaves(nodes, objective, max_depth, reevaluated)
     return ranked[0] if ranked else None
 
 

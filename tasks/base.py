@@ -71,6 +71,10 @@ class SearchDefaults(BaseModel):
     eval_every: int
 
 
+class EvaluationUnsupported(NotImplementedError):
+    """The task cannot evaluate a checkpoint afresh (it does not implement :meth:`Task.evaluate_checkpoint`)."""
+
+
 class TaskOptions(BaseModel):
     """Base of every task's options; ``preset`` picks sizes and budgets."""
 
@@ -120,6 +124,20 @@ class Task(ABC):
     def info(self) -> dict[str, Any]:
         """Provenance worth recording with the run (data source, model size ...)."""
         return {}
+
+    def evaluate_checkpoint(self, checkpoint: dict, seed: int) -> dict[str, float]:
+        """Optional: evaluate a finished segment's checkpoint afresh and return validation metrics (the
+        objective's metric at least), on validation data drawn with ``seed`` (fresh episodes, a fresh sample of
+        problems) or, where the data is fixed, a repeat of a noisy evaluation. ``select.reevaluate`` calls it
+        to name the best schedule by more than one noisy score. Unsupported unless a task implements it."""
+        raise EvaluationUnsupported(
+            f"task {self.name} cannot re-evaluate a checkpoint: it does not implement "
+            "evaluate_checkpoint(checkpoint, seed); implement it, or set select.reevaluate=0")
+
+    @property
+    def evaluates_checkpoints(self) -> bool:
+        """Whether this task implements :meth:`evaluate_checkpoint`."""
+        return type(self).evaluate_checkpoint is not Task.evaluate_checkpoint
 
 
 @dataclass

@@ -67,6 +67,18 @@ class CheckedTask(Task):
         return {**info, "task_source": self.source.to_info(), "objective": self.objective.to_dict(),
                 "family": Family(self.family).value}
 
+    @property
+    def evaluates_checkpoints(self) -> bool:
+        return self.inner.evaluates_checkpoints
+
+    def evaluate_checkpoint(self, checkpoint: dict, seed: int) -> dict[str, float]:
+        metrics = self.inner.evaluate_checkpoint(checkpoint, seed)
+        check_metrics(self.name, 0, metrics)
+        if self.objective.metric not in metrics:
+            raise TaskContractError(f"task {self.name}: evaluate_checkpoint returned {sorted(metrics)[:10]}, "
+                                    f"without the objective's metric {self.objective.metric}; return it")
+        return metrics
+
     def init(self, seed: int) -> dict:
         state = self.inner.init(seed)
         if not isinstance(state, dict):

@@ -63,7 +63,8 @@ from pydantic import Field, field_validator
 
 from searchmgr.surface import ActionSurface, Constraint, ConstraintKind, Knob, Recipe, Role, Scale
 from searchmgr.tasks._arith import (
-    WarmupSpec, correctness_reward, format_reward, greedy_scores, held_out_sets, train_problem, warm_start,
+    WarmupSpec, correctness_reward, format_reward, greedy_scores, held_out_sets, random_problem, train_problem,
+    warm_start,
 )
 from searchmgr.tasks.base import (
     Direction, Family, Objective, OnEval, SearchDefaults, Segment, SegmentResult, Task, TaskOptions,
@@ -360,6 +361,22 @@ class GrpoArith(Task):
         for split, problems in (("val", self.val_set), ("test", self.test_set))[: 2 if test else 1]:
             out[f"{split}/accuracy"], out[f"{split}/accuracy_unsigned"] = greedy_scores(model, tok, problems, digits, n_new)
         return out
+
+    def evaluate_checkpoint(self, checkpoint: dict, seed: int) -> dict[str, float]:
+        """Greedy accuracy on fresh validation problems drawn with ``seed`` (as many as the validation set, none
+        of them a validation or test problem)."""
+        p = self.preset
+        rng, fresh = random.Random(f"reevaluate:{seed}:{p.digits}"), []
+        while len(fresh) < len(self.val_set):
+            prob = random_problem(rng, p.digits)
+            if prob not in self._held_out and prob not in fresh:
+                fresh.append(prob)
+        with _quiet_hf():
+            model, tok = self._load()
+            model.load_state_dict(checkpoint["model"])
+            model.to(torch.device(self.options.device))
+            acc, unsigned = greedy_scores(model, tok, fresh, p.digits, p.digits + 3)
+        return {"val/accuracy": acc, "val/accuracy_unsigned": unsigned}
 
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
         with _quiet_hf():

@@ -64,6 +64,7 @@ class ToyTask(Task):
         super().__init__(options)
         g = torch.Generator().manual_seed(1234)  # the dataset is fixed; seeds vary the model
         w = 0.6 * torch.randn(self.D_IN, 3, generator=g)
+        self._w = w  # fresh validation sets for evaluate_checkpoint
 
         def sample(n: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
             x = torch.randn(n, self.D_IN, generator=g)
@@ -111,6 +112,15 @@ class ToyTask(Task):
             torch.cuda.set_rng_state(state["cuda"], self.device)
         else:
             torch.set_rng_state(state["cpu"])
+
+    def evaluate_checkpoint(self, checkpoint: dict, seed: int) -> dict[str, float]:
+        """The validation MSE on a fresh validation set of the same size, drawn with ``seed``."""
+        g = torch.Generator().manual_seed(1_000_003 + seed)
+        x = torch.randn(len(self.val_set[0]), self.D_IN, generator=g)
+        y = torch.sin(x @ self._w).sum(-1) + self.options.noise * torch.randn(len(x), generator=g)
+        model = MLP(self.D_IN, self.options.width).to(self.device)
+        model.load_state_dict(checkpoint["model"])
+        return {"val/loss": self._mse(model, (x.to(self.device), y.to(self.device)))}
 
     @torch.no_grad()
     def _mse(self, model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> float:

@@ -181,13 +181,16 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_tree(runs, method, tmp_path)
     (["policy.name=hyperband", "policy.reduction_factor=1"], "reduction_factor"),
     (["policy.name=asha", "policy.grace=4"], "grace"),
     (["policy.name=asha", "policy.grace=0"], "grace"),
-    (["policy.name=random", "policy.reduction_factor=3"], "reduction_factor.*asha or hyperband"),
     (["policy.name=pb2", "budget.steps=100"], "pb2 needs a population of 2"),
 ])
 def test_bad_settings_fail_before_training(words, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         explore(SMOKE + words + [f"out={tmp_path / 'r'}"])
     assert not (tmp_path / "r").exists()
+    with pytest.raises(ConfigError, match=message):  # compare checks every method before its first run
+        compare(SMOKE + [f"methods=tree,{words[0].partition('=')[2]}", *words[1:], f"out={tmp_path / 'c'}"],
+                say=lambda *_: None)
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("method", ("grid", "random", "tpe", "hyperband", "asha"))

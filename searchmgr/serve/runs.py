@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN
 from searchmgr.lifecycle import RunStatus, RunView, read_run
@@ -92,7 +93,7 @@ def _objective(row: dict) -> Objective:
 def _summary(run: Run, store: TreeStore, row: dict, nodes: list[Node]) -> dict:
     cfg = row["config"]
     objective = _objective(row)
-    best = T.best_leaf(nodes, objective, cfg["max_depth"])
+    best = selection.best_leaf(store, row["id"], nodes, objective, cfg["max_depth"])
     fixed = T.fixed_path(nodes)[-1] if nodes else None
     view = view_of(run, store, row["id"])
     return {
