@@ -154,7 +154,6 @@ class EventKind(str, enum.Enum):
     SKIPPED = "skipped"  # supervise asked nothing at a boundary
     COMMAND = "command"  # a person's command applied to a supervised run
     REEVALUATED = "reevaluated"  # select.reevaluate: the top schedules evaluated afresh (data: their scores)
-    REEVALUATED = "reevaluated"  # select.reevaluate: the top schedules evaluated afresh (data: their scores)
 
 
 def _now() -> float:
