@@ -142,6 +142,56 @@ def make_envs(env_id: str, n: int, train: bool, max_steps: int | None = None) ->
                                     autoreset_mode=AutoresetMode.SAME_STEP)
 
 
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
+        next_done: torch.Tensor, cfg: PPOConfig) -> torch.Tensor:
+    """Generalised advantage estimates, (num_steps, num_envs); ``dones[t]``: an episode ended before step t."""
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = 0
+    for t in reversed(range(cfg.num_steps)):
+        nextnonterminal = 1.0 - (next_done if t == cfg.num_steps - 1 else dones[t + 1])
+        nextvalues = next_value if t == cfg.num_steps - 1 else values[t + 1]
+        delta = rewards[t] + cfg.gamma * nextvalues * nextnonterminal - values[t]
+        advantages[t] = lastgaelam = delta + cfg.gamma * cfg.gae_lambda * nextnonterminal * lastgaelam
+    return advantages
+
+
+def ppo_update(agent: Agent, optimizer: torch.optim.Optimizer, b: dict[str, torch.Tensor], recipe: Recipe,
+               cfg: PPOConfig) -> dict[str, float]:
+    """``update_epochs`` passes of clipped updates over shuffled minibatches of the rollout ``b`` (flat
+    tensors); returns the last minibatch's losses and the iteration's clip fraction as train/ metrics."""
+    clip, minibatch_size = recipe["clip_coef"], cfg.batch_size // cfg.num_minibatches
+    clipfracs = []
+    for epoch in range(cfg.update_epochs):
+        b_inds = torch.randperm(cfg.batch_size, device=b["obs"].device)
+        for start in range(0, cfg.batch_size, minibatch_size):
+            mb = b_inds[start:start + minibatch_size]
+            _, newlogprob, entropy, newvalue = agent.get_action_and_value(b["obs"][mb], b["actions"][mb])
+            logratio = newlogprob - b["logprobs"][mb]
+            ratio = logratio.exp()
+            with torch.no_grad():
+                approx_kl = ((ratio - 1) - logratio).mean()
+                clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
+            mb_advantages = b["advantages"][mb]
+            mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+            pg_loss = torch.max(-mb_advantages * ratio, -mb_advantages * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
+            newvalue = newvalue.view(-1)
+            v_loss_unclipped = (newvalue - b["returns"][mb]) ** 2
+            v_clipped = b["values"][mb] + torch.clamp(newvalue - b["values"][mb], -clip, clip)
+            v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - b["returns"][mb]) ** 2).mean()
+            entropy_loss = entropy.mean()
+            loss = pg_loss - recipe["ent_coef"] * entropy_loss + v_loss * cfg.vf_coef
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+    stats = {"train/pg_loss": pg_loss.item(), "train/v_loss": v_loss.item(), "train/entropy": entropy_loss.item(),
+             "train/approx_kl": approx_kl.item(), "train/clipfrac": float(np.mean(clipfracs))}
+    y_pred, y_true = b["values"].cpu().numpy(), b["returns"].cpu().numpy()
+    if np.var(y_true) > 0:
+        stats["train/explained_variance"] = float(1 - np.var(y_true - y_pred) / np.var(y_true))
+    return stats
+
+
 class CartPolePPO(Task):
     name = "cartpole_ppo"
     family = Family.RL
@@ -227,7 +277,6 @@ class CartPolePPO(Task):
 
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
         cfg, device = self.cfg, self.device
-        minibatch_size = cfg.batch_size // cfg.num_minibatches
         # resume: the model first (building it draws from the RNG), then environments, pending obs and RNGs
         agent = Agent(self.obs_dim, self.n_actions, cfg.hidden).to(device)
         agent.load_state_dict(checkpoint["agent"])
@@ -266,63 +315,20 @@ class CartPolePPO(Task):
                     done_info = infos["final_info"]
                     episodes.extend(done_info["episode"]["r"][done_info["_episode"]].tolist())
 
-            # bootstrap value, GAE
+            # bootstrap value, GAE; then optimize the policy and value network
             with torch.no_grad():
-                next_value = agent.get_value(next_obs).reshape(1, -1)
-                advantages = torch.zeros_like(rewards)
-                lastgaelam = 0
-                for t in reversed(range(cfg.num_steps)):
-                    nextnonterminal = 1.0 - (next_done if t == cfg.num_steps - 1 else dones[t + 1])
-                    nextvalues = next_value if t == cfg.num_steps - 1 else values[t + 1]
-                    delta = rewards[t] + cfg.gamma * nextvalues * nextnonterminal - values[t]
-                    advantages[t] = lastgaelam = delta + cfg.gamma * cfg.gae_lambda * nextnonterminal * lastgaelam
-                returns = advantages + values
-
-            # optimize the policy and value network over shuffled minibatches
-            b_obs, b_actions = obs.reshape((-1, self.obs_dim)), actions.reshape(-1)
-            b_logprobs, b_advantages = logprobs.reshape(-1), advantages.reshape(-1)
-            b_returns, b_values = returns.reshape(-1), values.reshape(-1)
-            clipfracs = []
-            for epoch in range(cfg.update_epochs):
-                b_inds = torch.randperm(cfg.batch_size, device=device)
-                for start in range(0, cfg.batch_size, minibatch_size):
-                    mb_inds = b_inds[start:start + minibatch_size]
-                    _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds],
-                                                                                  b_actions.long()[mb_inds])
-                    logratio = newlogprob - b_logprobs[mb_inds]
-                    ratio = logratio.exp()
-                    with torch.no_grad():
-                        approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > recipe["clip_coef"]).float().mean().item())
-                    mb_advantages = b_advantages[mb_inds]
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    pg_loss1 = -mb_advantages * ratio
-                    pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - recipe["clip_coef"], 1 + recipe["clip_coef"])
-                    pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-                    newvalue = newvalue.view(-1)
-                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
-                    v_clipped = b_values[mb_inds] + torch.clamp(newvalue - b_values[mb_inds], -recipe["clip_coef"],
-                                                                recipe["clip_coef"])
-                    v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - b_returns[mb_inds]) ** 2).mean()
-                    entropy_loss = entropy.mean()
-                    loss = pg_loss - recipe["ent_coef"] * entropy_loss + v_loss * cfg.vf_coef
-                    optimizer.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
+                advantages = gae(rewards, values, dones, agent.get_value(next_obs).reshape(1, -1), next_done, cfg)
+            batch = {"obs": obs.reshape((-1, self.obs_dim)), "actions": actions.reshape(-1).long(),
+                     "logprobs": logprobs.reshape(-1), "advantages": advantages.reshape(-1),
+                     "returns": (advantages + values).reshape(-1), "values": values.reshape(-1)}
+            stats = ppo_update(agent, optimizer, batch, recipe, cfg)
             iteration += 1
 
             # evaluate
             last = i == segment.steps
             if i % segment.eval_every == 0 or last:
-                y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
-                var_y = np.var(y_true)
-                metrics = {"train/lr": lr_now, "train/pg_loss": pg_loss.item(), "train/v_loss": v_loss.item(),
-                           "train/entropy": entropy_loss.item(), "train/approx_kl": approx_kl.item(),
-                           "train/clipfrac": float(np.mean(clipfracs)),
-                           "rl/env_steps": float(env_steps), "rl/iterations": float(iteration)}
-                if var_y > 0:
-                    metrics["train/explained_variance"] = float(1 - np.var(y_true - y_pred) / var_y)
+                metrics = {"train/lr": lr_now, **stats, "rl/env_steps": float(env_steps),
+                           "rl/iterations": float(iteration)}
                 if episodes:
                     metrics["train/episode_return"] = float(np.mean(episodes))
                 metrics.update({f"val/{k}": v for k, v in self.evaluate(agent, envs, VAL_SEED).items()})

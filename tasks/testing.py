@@ -240,4 +240,5 @@ def check(reference: str, options: dict[str, Any] | None = None, *, seed: int = 
     return CheckReport(task.source.reference, None, check_knobs(task, seed=seed, steps=steps))
 
 
-__all__ = ["CheckReport", "KnobCheck", "KnobVerdict", "TaskCheckFailed", "check", "check_knobs", "check_task", "likely_cause"]
+__all__ = ["CheckReport", "KnobCheck", "KnobVerdict", "TaskCheckFailed", "check", "check_knobs", "check_task",
+           "likely_cause"]
