@@ -114,8 +114,9 @@ def run_summary(run: Path, objective, max_depth: int) -> dict:
             best_u = objective.utility(n.val_score)
         curve.append([spent, None if best_u == -math.inf else (-best_u if objective.direction.value == "minimize"
                                                                else best_u)])
-    return {"best_val": best.val_score if best else None, "test": best.test_score if best else None,
-            "complete": bool(best and best.depth == max_depth), "steps_used": T.steps_used(nodes),
+    complete = bool(best and best.depth == max_depth)  # an unfinished schedule is no result: not counted
+    return {"best_val": best.val_score if complete else None, "test": best.test_score if complete else None,
+            "complete": complete, "steps_used": T.steps_used(nodes),
             "nodes": sum(n.depth > 0 for n in nodes), "wall_s": wall, "curve": curve, "state": view.status.value}
 
 
@@ -196,6 +197,10 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
     from searchmgr.analysis.compare import render_markdown
 
     say(render_markdown(result).rstrip())  # the table, as compare.md holds it
+    for key, entry in result["methods"].items():
+        if entry["seeds"] and entry["best_val"] is None:
+            say(f"{key} completed no schedule (no chain reached the horizon) in {len(entry['seeds'])} seed(s): "
+                "it has no result; give it a larger budget.steps")
     say(f"wrote {out / RESULT}, {out / 'compare.md'} and {out / 'compare.png'}")
     return result
 

@@ -28,6 +28,7 @@ from searchmgr import retention, selection
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
+from searchmgr.budget import Budget
 from searchmgr.commands import apply_commands, settle_moot
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate
@@ -122,11 +123,9 @@ class Coordinator:
     def in_flight(self) -> frozenset[int]:
         return frozenset(self.live) | frozenset(n.id for n in self.queued)
 
-    def _committed(self, nodes: list[Node]) -> int:
-        """Steps spent, counting every in-flight or unfinished node (to be retrained) at its full length."""
-        busy = self.in_flight()
-        return sum(n.end_step - n.start_step if n.id in busy or n.status in policy.UNFINISHED else n.steps_trained
-                   for n in nodes)
+    def budget(self, nodes: list[Node]) -> Budget:
+        """The step budget: spent, committed to in-flight or unfinished nodes (at their full length), left."""
+        return Budget.of(nodes, self.config.budget.steps, self.in_flight())
 
     def _retry_owed(self, nodes: list[Node]) -> bool:
         """An unfinished node (a dead worker's) waits: it was paid for when it started, so it is retrained
@@ -140,7 +139,7 @@ class Coordinator:
         while True:
             nodes = self.nodes()
             step = self.policy.plan(nodes, in_flight=self.in_flight(), closed=self.store.closed(self.search_id),
-                                    budget_left=self.config.budget.steps - self._committed(nodes))
+                                    budget_left=self.budget(nodes).left)
             if isinstance(step, (policy.Wait, policy.Exhausted)):
                 return step
             index = T.by_id(nodes)
@@ -391,7 +390,7 @@ class Coordinator:
             return f"node budget ({budget.nodes}) reached"
         if budget.wall_time_s is not None and time.perf_counter() - started >= budget.wall_time_s:
             return f"wall-time budget ({budget.wall_time_s:g}s) reached"
-        if self._committed(nodes) + self.config.segment_steps > budget.steps:
+        if not self.budget(nodes).can_finish(self.config.segment_steps):
             return f"step budget ({budget.steps}) exhausted"
         return None
 

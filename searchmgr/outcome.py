@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from searchmgr.sanitize import fmt
 from searchmgr.store import Node
 
 
@@ -37,18 +38,14 @@ class Outcome:
                  f"wall {self.wall_s:.1f}s, outside training {100 * self.overhead_share:.1f}%"
                  + (f" of {self.workers} workers' time" if self.workers > 1 else "")]
         if self.best is not None:
-            lines.append(f"best {self.metric}={self.best.val_score:.4g} (test {_fmt(self.best.test_score)}) "
+            lines.append(f"best {self.metric}={self.best.val_score:.4g} (test {fmt(self.best.test_score)}) "
                          f"at node {self.best.id}")
             for n in self.best_path[1:]:
                 lines.append(f"  steps {n.start_step:>6}-{n.end_step:<6} node {n.id:<4} "
                              + " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()))
         if self.fixed is not None and self.fixed.val_score is not None:
-            lines.append(f"fixed recipe {self.metric}={self.fixed.val_score:.4g} (test {_fmt(self.fixed.test_score)})")
+            lines.append(f"fixed recipe {self.metric}={self.fixed.val_score:.4g} (test {fmt(self.fixed.test_score)})")
         lines.append(f"run: {self.run_dir}")
         if self.stopped:
             lines.append(f"continue with `searchmgr explore --resume {self.run_dir}`")
         return "\n".join(lines)
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"

@@ -14,15 +14,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from searchmgr.sanitize import Redactor, cap, for_terminal, one_line
+from searchmgr.sanitize import Redactor, cap, fmt, for_terminal, one_line
 
 if TYPE_CHECKING:
     from searchmgr.outcome import Outcome
     from searchmgr.store import Node
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
 
 
 class Reporter:
@@ -76,7 +72,7 @@ class ConsoleReporter(Reporter):
 
     def evaluated(self, node: "Node", step: int, metrics: dict[str, float], budget_used: int) -> None:
         text = (f"training node {node.id} (depth {node.depth}) step {step}/{node.end_step}  "
-                f"{self.metric}={_fmt(metrics.get(self.metric))}  budget {budget_used}/{self.budget} steps")
+                f"{self.metric}={fmt(metrics.get(self.metric))}  budget {budget_used}/{self.budget} steps")
         if self._status is not None:
             self._status.update(text)
         elif time.monotonic() - self._last_print > 30:  # not a terminal: a line every 30 s at most
@@ -93,8 +89,8 @@ class ConsoleReporter(Reporter):
         colour = {"done": "green", "pruned": "yellow", "failed": "red"}.get(node.status.value, "white")
         extra = f"  error: {self.safe(node.error)}" if node.error else ""
         self.console.print(
-            f"    [{colour}]{node.status.value}[/] {self.metric}={_fmt(node.val_score)} after {node.steps_trained} "
-            f"steps | nodes {nodes_done} | budget {budget_used}/{self.budget} | best {_fmt(best)}{extra}")
+            f"    [{colour}]{node.status.value}[/] {self.metric}={fmt(node.val_score)} after {node.steps_trained} "
+            f"steps | nodes {nodes_done} | budget {budget_used}/{self.budget} | best {fmt(best)}{extra}")
 
     def rejected(self, parent_id: int, source: str, reason: str) -> None:
         self.console.print(f"    [yellow]proposal from {self.safe(source)} for node {parent_id} rejected[/]: "

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from searchmgr.config import ConfigError, parse_value
+from searchmgr.sanitize import fmt
 from searchmgr.schedule import Schedule, ScheduleError
 from searchmgr.tasks import Segment, TaskError, make_task
 
@@ -99,12 +100,13 @@ class ReplayResult:
                  f"{self.torch_threads} torch threads)",
                  f"  {'steps':>13}  {'search ' + self.metric:>18}  {'replay':>12}  {'difference':>11}  recipe"]
         for s in self.segments:
-            lines.append(f"  {s.start_step:>6}-{s.end_step:<6}  {_fmt(s.search_val):>18}  {_fmt(s.replay_val):>12}  "
-                         f"{_fmt(s.val_diff):>11}  " + " ".join(f"{k}={v:.3g}" for k, v in s.recipe.items()))
-        lines.append(f"final {self.metric}: search {_fmt(self.search_val)}, replay {_fmt(self.val)}, "
-                     f"difference {_fmt(self.val_diff)}{_rel(self.val_diff, self.search_val)}")
-        lines.append(f"final {self.test_metric}: search {_fmt(self.search_test)}, replay {_fmt(self.test)}, "
-                     f"difference {_fmt(self.test_diff)}{_rel(self.test_diff, self.search_test)}")
+            lines.append(f"  {s.start_step:>6}-{s.end_step:<6}  {fmt(s.search_val, 6):>18}  "
+                         f"{fmt(s.replay_val, 6):>12}  "
+                         f"{fmt(s.val_diff, 6):>11}  " + " ".join(f"{k}={v:.3g}" for k, v in s.recipe.items()))
+        lines.append(f"final {self.metric}: search {fmt(self.search_val, 6)}, replay {fmt(self.val, 6)}, "
+                     f"difference {fmt(self.val_diff, 6)}{_rel(self.val_diff, self.search_val)}")
+        lines.append(f"final {self.test_metric}: search {fmt(self.search_test, 6)}, replay {fmt(self.test, 6)}, "
+                     f"difference {fmt(self.test_diff, 6)}{_rel(self.test_diff, self.search_test)}")
         lines.append("exact match (bit for bit)" if self.exact else "not bit-exact (see the differences above)")
         for k, (then, now) in self.info_changes.items():
             lines.append(f"warning: the task is not built as in the search: {k} was {then}, is {now}")
@@ -113,10 +115,6 @@ class ReplayResult:
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.6g}"
 
 
 def _rel(d: float | None, ref: float | None) -> str:

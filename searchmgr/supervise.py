@@ -162,21 +162,17 @@ class SuperviseOutcome:
                  + (", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items())) or "none")
                  + f"; {self.applied} applied"]
         if self.final is not None:
-            lines.append(f"final {self.metric}={_fmt(self.final.val_score)} (test {_fmt(self.final.test_score)}), "
-                         f"best on the way {_fmt(self.best_val)} at step {self.best_step}")
+            lines.append(f"final {self.metric}={fmt(self.final.val_score)} (test {fmt(self.final.test_score)}), "
+                         f"best on the way {fmt(self.best_val)} at step {self.best_step}")
             for n in self.chain:
                 lines.append(f"  steps {n.start_step:>6}-{n.end_step:<6} node {n.id:<4} {n.source:<10} "
                              + " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()))
         if self.fixed is not None:
-            lines.append(f"fixed recipe {self.metric}={_fmt(self.fixed.val_score)} (test {_fmt(self.fixed.test_score)})")
+            lines.append(f"fixed recipe {self.metric}={fmt(self.fixed.val_score)} (test {fmt(self.fixed.test_score)})")
         lines.append(f"run: {self.run_dir}")
         if self.stopped:
             lines.append(f"continue with `searchmgr supervise --resume {self.run_dir}`")
         return "\n".join(lines)
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
 
 
 def _copy(state: dict) -> dict:

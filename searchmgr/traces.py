@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 
+from searchmgr.sanitize import fmt
 from searchmgr.store import DecisionKind, DecisionRecord, Node, TreeStore
 
 
@@ -33,10 +34,6 @@ def _cost(d: DecisionRecord) -> str:
     if d.prompt_tokens is not None or d.completion_tokens is not None:
         parts.append(f"{d.prompt_tokens or 0}+{d.completion_tokens or 0} tok")
     return f" ({', '.join(parts)})" if parts else ""
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4g}"
 
 
 def _eval_text(step: int, metrics: dict[str, float]) -> str:
@@ -115,8 +112,8 @@ def render_decisions(store: TreeStore, search_id: int) -> str:
         parent = nodes.get(node.parent_id)
         lines.append(
             f"  node {node.id} <- {node.parent_id} (depth {node.depth}, steps {node.start_step}-{node.end_step}, "
-            f"{node.source}{_cost(d) if d else ''}) -> {node.status.value}, val {_fmt(node.val_score)}"
-            + (f" (parent {_fmt(parent.val_score)})" if parent is not None and parent.val_score is not None else ""))
+            f"{node.source}{_cost(d) if d else ''}) -> {node.status.value}, val {fmt(node.val_score)}"
+            + (f" (parent {fmt(parent.val_score)})" if parent is not None and parent.val_score is not None else ""))
         for a in before.get(node.id, []):
             lines.append(_attempt_line(a))
         if d is not None and d.snapshot_step is not None:

@@ -41,6 +41,10 @@ class TaskSpec:
 
         return load_task(self.ref, dict(self.options))  # checked: a contract breach stops the search
 
+    def key(self) -> tuple:
+        """What a worker caches the built task under (options by value: two equal specs build one task)."""
+        return self.ref, tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+
 
 @dataclass(frozen=True)
 class Job:

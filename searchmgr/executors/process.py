@@ -68,7 +68,7 @@ def _worker(index: int, devices: str | None, inbox: Any, outbox: Any, stop: Any)
             return
         if job.threads:
             torch.set_num_threads(job.threads)
-        key = (job.task.ref, tuple(sorted((k, repr(v)) for k, v in job.task.options.items())))
+        key = job.task.key()
         try:
             task = tasks.get(key) or tasks.setdefault(key, job.task.build())
         except Exception as e:  # the task cannot be built here: fail the job, keep the worker

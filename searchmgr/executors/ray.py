@@ -32,7 +32,7 @@ def _segment(job: Job, events: Any) -> Trained:
     if job.threads:
         torch.set_num_threads(job.threads)
     cache = _segment.__dict__.setdefault("tasks", {})
-    key = (job.task.ref, tuple(sorted((k, repr(v)) for k, v in job.task.options.items())))
+    key = job.task.key()
     if key not in cache:
         cache[key] = job.task.build()
 

@@ -12,6 +12,7 @@ from typing import Any, AbstractSet, Callable, ClassVar, Mapping, Sequence, Unio
 
 from searchmgr import tree as T
 from searchmgr import uct
+from searchmgr.budget import UNFINISHED
 from searchmgr.store import Node, NodeStatus
 
 
@@ -57,7 +58,6 @@ class Exhausted:
 
 Plan = Union[Retry, Grow, Expand, Wait, Exhausted]
 
-UNFINISHED = (NodeStatus.PENDING, NodeStatus.INTERRUPTED)
 
 
 class Policy(ABC):

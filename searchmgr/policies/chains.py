@@ -3,16 +3,18 @@
 Each trial is a *chain*: the same recipe for every segment up to the horizon, so its best
 schedule can be shown, exported and replayed like the tree's. Unfinished chains are
 continued first; a new trial starts only when the budget left can pay for its whole
-horizon. Every chain policy rebuilds its state from the stored nodes, so ``--resume``
+horizon after the segments that chains already started still owe (:class:`searchmgr.budget.Budget`),
+so several workers never start more chains than the budget can finish. Every chain policy rebuilds its state from the stored nodes, so ``--resume``
 continues it.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 from searchmgr import tree as T
+from searchmgr.budget import UNFINISHED, Budget
 from searchmgr.config import ConfigError
 from searchmgr.policies.base import Exhausted, Grow, Plan, Policy, Wait, retry
 from searchmgr.store import Node, NodeStatus
@@ -58,19 +60,31 @@ class Chains(Policy):
                 and not T.children(nodes, n.id) and n.id not in closed and self.continues(n, nodes)]
         if tips:
             return Grow(tips[0].id, tips[0].recipe, self.source, f"{self.source}: continue the chain")
-        if self.can_start(budget_left):
+        fits = self.can_start(Budget.left_of(budget_left), self.owed(nodes, in_flight))
+        if fits:
             trial = self.first_trial() if self.base is not None and not self.trials(nodes) else self.next_trial(nodes)
             if trial is not None:
                 recipe, note, tag = trial
                 return Grow(T.root(nodes).id, recipe, self.source, note, tag)
         if in_flight:
             return Wait("chains still training")
-        return Exhausted(f"{self.source}: every trial has run" if self.can_start(budget_left)
+        return Exhausted(f"{self.source}: every trial has run" if fits
                          else f"{self.source}: no further trial fits the budget")
 
-    def can_start(self, budget_left: int) -> bool:
-        """Whether a new chain may start: the steps left (not spent nor committed) pay for its whole horizon."""
-        return budget_left >= self.horizon
+    def can_start(self, budget: Budget, owed: int) -> bool:
+        """Whether a new chain may start: the steps left (not spent nor committed) pay for its whole horizon
+        after the chains already started have trained the ``owed`` steps they still need."""
+        return budget.can_finish(self.horizon, owed)
+
+    def owed(self, nodes: Sequence[Node], in_flight: AbstractSet[int]) -> int:
+        """Steps the chains already started still need to reach the horizon, beyond their segments in flight
+        or unfinished (those are committed already): with several workers, a new chain must not take them."""
+        segment = self.horizon // self.max_depth
+        parents = {n.parent_id for n in nodes}
+        return sum((self.max_depth - n.depth) * segment for n in nodes
+                   if 0 < n.depth < self.max_depth and n.id not in parents
+                   and (n.id in in_flight or n.status in UNFINISHED
+                        or (n.status is NodeStatus.DONE and self.continues(n, nodes))))
 
     def continues(self, tip: Node, nodes: Sequence[Node]) -> bool:
         """Whether the chain whose last segment is ``tip`` (done, below the horizon) trains on (ASHA's rungs and
