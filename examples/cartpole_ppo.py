@@ -244,7 +244,8 @@ class CartPolePPO(Task):
         envs = make_envs(self.options.env_id, self.cfg.num_envs, train=True)
         next_obs, _ = envs.reset(seed=TRAIN_SEED + seed)
         return {"agent": agent.state_dict(), "optim": optimizer.state_dict(), "iteration": 0, "env_steps": 0,
-                "rl": rl.snapshot(envs, next_obs, done=np.zeros(self.cfg.num_envs)), "episodes": []}
+                "rl": rl.snapshot(envs, next_obs, done=np.zeros(self.cfg.num_envs), device=self.device),
+                "episodes": []}
 
     @torch.no_grad()
     def evaluate(self, agent: Agent, train_envs: gym.vector.VectorEnv, seed: int) -> dict[str, float]:
@@ -338,5 +339,6 @@ class CartPolePPO(Task):
                     return SegmentResult(None, i, metrics, stopped=True)
 
         ckpt = {"agent": agent.state_dict(), "optim": optimizer.state_dict(), "iteration": iteration,
-                "env_steps": env_steps, "rl": rl.snapshot(envs, next_obs, done=next_done), "episodes": list(episodes)}
+                "env_steps": env_steps, "rl": rl.snapshot(envs, next_obs, done=next_done, device=device),
+                "episodes": list(episodes)}
         return SegmentResult(ckpt, segment.steps, metrics)

@@ -123,6 +123,7 @@ def main() -> int:
     from searchmgr.tasks import TaskError, load_task
     from searchmgr.tasks.testing import check_task
 
+    os.chdir(ROOT)  # the example's reference is relative to the repository
     n = torch.cuda.device_count()
     print(f"{n} GPU(s): {[torch.cuda.get_device_name(i) for i in range(n)]}")
     try:
@@ -131,7 +132,6 @@ def main() -> int:
     except TaskError as e:
         assert f"only {n} CUDA GPU(s) are visible" in str(e), e
     print("ok: device=cuda:N past the visible GPUs is refused")
-    os.chdir(ROOT)
     found = check_task(load_task("examples/cartpole_ppo.py:CartPolePPO", {"preset": "smoke", "device": "cuda"}))
     print(f"ok: the CartPole PPO example keeps the contract on cuda; knobs: {[k.line() for k in found['knobs']]}")
     workers = min(n, 4)

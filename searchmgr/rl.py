@@ -13,7 +13,7 @@ travels as bytes inside the task's plain-dict checkpoint::
     from searchmgr import rl
 
     ckpt = {"agent": agent.state_dict(), "optim": opt.state_dict(),
-            "rl": rl.snapshot(envs, next_obs, done=next_done)}     # at the end of a segment
+            "rl": rl.snapshot(envs, next_obs, done=next_done, device=device)}  # at the end of a segment
     ...
     agent.load_state_dict(checkpoint["agent"])                       # build the model first (it draws
     envs, next_obs, next_done = rl.restore(checkpoint["rl"])         # from the RNG), then restore
@@ -97,11 +97,11 @@ def restore_env(data: bytes) -> Any:
     return cloudpickle.loads(data)
 
 
-def rng_state() -> dict[str, Any]:
-    """The global RNGs: python's ``random``, numpy's legacy global, torch's CPU one and, when CUDA is in use,
-    every CUDA device's (CPU tensors, so the checkpoint loads anywhere)."""
+def rng_state(cuda: bool = False) -> dict[str, Any]:
+    """The global RNGs: python's ``random``, numpy's legacy global, torch's CPU one and, with ``cuda`` or once
+    CUDA is in use, every CUDA device's (CPU tensors, so the checkpoint loads anywhere)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if cuda or (torch.cuda.is_available() and torch.cuda.is_initialized()):
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -125,12 +125,15 @@ class Resumed(NamedTuple):
     done: Any
 
 
-def snapshot(envs: Any, obs: Any, *, done: Any = None) -> dict[str, Any]:
+def snapshot(envs: Any, obs: Any, *, done: Any = None, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Everything a rollout resumes from, as a plain dict for a checkpoint: the environments (see
     :func:`snapshot_env`), the pending observation ``obs`` the next action is chosen from, ``done`` (the
-    pending episode-end flags, if your loop keeps them) and the global RNGs. Tensors are stored on the CPU."""
+    pending episode-end flags, if your loop keeps them) and the global RNGs — the CUDA ones too when the task
+    trains on a CUDA ``device`` (pass it already in ``init``: the root must carry them). Tensors are stored on
+    the CPU."""
+    cuda = torch.device(device).type == "cuda"
     return {"format": FORMAT, "envs": snapshot_env(envs), "obs": _to_cpu(obs), "done": _to_cpu(done),
-            "rng": rng_state(), "gymnasium": gymnasium.__version__}
+            "rng": rng_state(cuda), "gymnasium": gymnasium.__version__}
 
 
 def restore(state: dict[str, Any]) -> Resumed:
