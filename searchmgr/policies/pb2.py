@@ -180,7 +180,7 @@ class PB2Policy(PBTPolicy):
     def explore(self, nodes: Sequence[Node], donor: Node, rng: random.Random) -> tuple[dict, str]:
         obs = observations([n for n in nodes if n.depth == 0 or n.source == self.source], objective=self.objective,
                            surface=self.surface, segment_steps=self.segment_steps, metrics=self.metrics)
-        if len(obs) < MIN_OBSERVATIONS:
+        if len(obs) < MIN_OBSERVATIONS or donor.val_score is None:
             recipe, _ = super().explore(nodes, donor, rng)
             return recipe, f"too few observations ({len(obs)}) for the GP: PBT's perturbation"
         index = T.by_id(nodes)
