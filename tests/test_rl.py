@@ -102,3 +102,42 @@ def test_a_ppo_segment_split_in_two_is_bit_identical_to_one():
     stale = dict(first.checkpoint, rl={**first.checkpoint["rl"], "envs": root["rl"]["envs"]})
     broken = _train(task, stale, 2, 2, 4)
     assert not all(torch.equal(v, broken.checkpoint["agent"][k]) for k, v in whole.checkpoint["agent"].items())
+
+
+def test_vector_wrappers_resume_too():
+    envs = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync")
+    envs = gym.wrappers.vector.NormalizeObservation(envs)
+    envs = gym.wrappers.vector.TransformObservation(envs, lambda o: np.clip(o, -5, 5))
+    envs = gym.wrappers.vector.NormalizeReward(envs)
+    envs.reset(seed=1)
+    for _ in range(15):
+        envs.step(np.array([0, 1]))
+    copy = rl.restore_env(rl.snapshot_env(envs))
+    for a in np.random.default_rng(1).integers(0, 2, size=(30, 2)):
+        one, two = envs.step(a), copy.step(a)
+        for x, y in zip(one[:4], two[:4]):
+            assert np.array_equal(x, y)
+
+
+def test_what_a_plugin_file_defines_is_stored_by_value(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from searchmgr.tasks import PLUGIN_MODULE_PREFIX
+
+    path = tmp_path / "my_env.py"
+    path.write_text("import gymnasium as gym\nimport numpy as np\n\n\n"
+                    "class Clip(gym.ObservationWrapper):\n"
+                    "    def observation(self, obs):\n"
+                    "        return np.clip(obs, -0.01, 0.01)\n")
+    name = f"{PLUGIN_MODULE_PREFIX}my_env_0123456789ab"  # how plug-in files are imported (their sha in the name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    env = module.Clip(gym.make("CartPole-v1"))
+    env.reset(seed=0)
+    data = rl.snapshot_env(env)
+    monkeypatch.delitem(sys.modules, name)  # another process, or the file changed: that module name is gone
+    obs, *_ = rl.restore_env(data).step(0)
+    assert np.abs(obs).max() <= 0.01  # the file's wrapper class came along
