@@ -31,7 +31,7 @@ from searchmgr.analysis.run import RunData  # noqa: E402
 from searchmgr.analysis.trajectories import curve, segments, step_function, telemetry_keys, train_key  # noqa: E402
 from searchmgr.store import Node, NodeStatus  # noqa: E402
 from searchmgr.surface import Scale  # noqa: E402
-from searchmgr.tasks import Direction  # noqa: E402
+from searchmgr.tasks import Direction, Family  # noqa: E402
 
 BEST = "tab:orange"
 FIXED = "tab:blue"
@@ -244,8 +244,9 @@ def plot_analyze(rows: Sequence[tuple[RunData, Analysis]]) -> Figure:
                     va="center", fontsize=7)
     ax.imshow(grid, cmap=ListedColormap(colours), vmin=-0.5, vmax=len(colours) - 0.5, aspect="auto", gid="labels")
     for i, (run, an) in enumerate(rows):
-        ax.text(len(names) + 0.3, i, an.verdict.value, va="center", fontsize=8,
-                bbox=dict(facecolor=VERDICT_COLOURS[an.verdict], alpha=0.6, edgecolor="none"))
+        applied = run.family is Family.SUPERVISED
+        ax.text(len(names) + 0.3, i, verdict_text(run, an), va="center", fontsize=8,
+                bbox=dict(facecolor=VERDICT_COLOURS[an.verdict] if applied else "#ffffff", alpha=0.6, edgecolor="none"))
     roles = {kn.name: kn.role.value for run, _ in rows for kn in run.knobs}
     ax.set_xticks(range(len(names)), [f"{n}\n({roles[n]})" for n in names], fontsize=7)
     ax.set_yticks(range(n_runs), [run.label for run, _ in rows], fontsize=8)
@@ -264,6 +265,11 @@ def plot_analyze(rows: Sequence[tuple[RunData, Analysis]]) -> Figure:
     bx.set_ylim(n_runs - 0.5, -0.5)
     bx.set_xlabel("best over fixed, validation\n(% of |fixed|, right = better)")
     return fig
+
+
+def verdict_text(run: RunData, an: Analysis) -> str:
+    """The capacity-versus-regularization verdict, which only supervised runs are read by."""
+    return an.verdict.value if run.family is Family.SUPERVISED else f"not applied ({run.family.value})"
 
 
 def plot_telemetry(run: RunData) -> Figure | None:

@@ -434,7 +434,7 @@ def analyze_table(rows: Sequence[tuple[RunData, Analysis]]) -> Table:
                            for r in an.knobs)
         out.append((run.task, str(run.seed), str(run.run_dir), fmt(s.best_val), fmt(s.fixed_val), s.gain_text,
                     fmt(s.best_test), fmt(s.fixed_test), labels, an.capacity.value, an.regularization.value,
-                    an.verdict.value))
+                    plots.verdict_text(run, an)))
     return Table(("task", "seed", "run", "best val", "fixed val", "best against fixed", "best test", "fixed test",
                   "labels on best path", "capacity", "regularization", "verdict"), tuple(out))
 
@@ -449,7 +449,7 @@ def write_analyze(run_dirs: Sequence[str | Path], out: str | Path = "reports/ana
     fig.savefig(folder / "analyze.png", dpi=110)
     if not keep_figures:
         plt.close(fig)
-    verdicts = [an.verdict.value for _, an in rows]
+    verdicts = [plots.verdict_text(run, an) for run, an in rows]
     counts = ", ".join(f"{v}: {verdicts.count(v)}" for v in sorted(set(verdicts)))
     title = f"searchmgr analyze: {len(rows)} run(s)"
     blocks: list[Block] = [

@@ -76,3 +76,11 @@ def test_tree_figure_shapes_and_rings_match_the_page(tmp_path):
     assert not mcolors.same_color(RINGS[NodeStatus.PRUNED].colour, BEST)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"human", "root", "interrupted (1)", "pruned (2)"} <= set(labels)
+
+
+def test_analyze_does_not_apply_the_supervised_verdict_to_rl(rl_run, toy_run, tmp_path):
+    from searchmgr.analysis.report import write_analyze
+
+    md = write_analyze([toy_run, rl_run], tmp_path / "a").markdown.read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")][1:]  # after the header
+    assert rows[1].endswith("| not applied (rl) |") and "not applied" not in rows[0]
