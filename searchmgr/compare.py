@@ -165,6 +165,7 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
                   objective.direction.value, "test_metric": objective.test_metric},
                   "budget_steps": config.budget.steps, "horizon": config.horizon,
                   "task_options": config.task_options, "overrides": json.loads(json.dumps(overrides, default=str)),
+                  "task_info": json.loads(json.dumps(task.info(), default=str)),  # grpo_arith: the warm-up's print
                   "seeds": seeds, "methods": {}}
     result["seeds"] = seeds
     for m in methods:

@@ -156,7 +156,7 @@ class WarmupSpec:
     check_every: int = 50
     weight_decay: float = 0.01  # a little decay makes the warm-up reach the target far more reliably
     model: str | None = None  # a causal LM path or hub name; None builds the offline GPT-2
-    version: int = 2  # bump when the warm-up code changes meaning
+    version: int = 3  # bump when the warm-up code changes meaning (3: one thread, deterministic ops)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -230,7 +230,35 @@ def warm_start(spec: WarmupSpec, device: str = "cpu", log=_log) -> Path:
     if (target / "warmup.json").exists():
         return target
     log(f"grpo_arith: supervised warm-up (up to {spec.steps} steps or dev accuracy up to the sign "
-        f"{spec.target_accuracy}; cached at {target})")
+        f"{spec.target_accuracy}; one thread, deterministic ops; cached at {target})")
+    _in_fresh_process(spec, target, device)
+    done = json.loads((target / "warmup.json").read_text())
+    log(f"grpo_arith: warm-up done after {done['steps']} steps, greedy validation accuracy "
+        f"{done['val_accuracy']:.3f} ({done['val_accuracy_up_to_sign']:.3f} up to the sign), weights "
+        f"{done['fingerprint']}")
+    return target
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _in_fresh_process(spec: WarmupSpec, target: Path, device: str) -> None:
+    """Train the warm-up in a new Python process with one thread and deterministic kernels, so every machine and
+    every caller (whatever its torch threads) trains the same model: a thread pool once started with more
+    threads splits float sums differently even after ``set_num_threads(1)``."""
+    import subprocess
+
+    code = ("import json, sys, torch; from pathlib import Path; from searchmgr.tasks import _arith; "
+            "torch.set_num_threads(1); torch.use_deterministic_algorithms(True); "
+            "_arith._warm_up(_arith.WarmupSpec(**json.loads(sys.argv[1])), Path(sys.argv[2]), sys.argv[3])")
+    env = {**os.environ, **{k: "1" for k in THREAD_ENV}}
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(spec)), str(target), device], env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the grpo_arith warm-up process failed (exit code {done.returncode}); its error is above")
+
+
+def _warm_up(spec: WarmupSpec, target: Path, device: str) -> None:
+    """Train the warm-up model and write it atomically to ``target`` (in a fresh process, see above)."""
     torch.manual_seed(spec.seed)
     if spec.model is None:
         tok = build_tokenizer()
@@ -276,12 +304,21 @@ def warm_start(spec: WarmupSpec, device: str = "cpu", log=_log) -> Path:
     model.cpu().save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "warmup.json").write_text(json.dumps({"spec": asdict(spec), "steps": steps_done, "dev_accuracy": dev_acc,
+                                                   "fingerprint": weights_fingerprint(model),
                                                    "val_accuracy": acc, "val_accuracy_up_to_sign": magnitude,
                                                    "final_loss": loss.item()}))
     try:
         tmp.rename(target)
     except OSError:  # another process finished the same warm-up first; keep theirs
         shutil.rmtree(tmp)
-    log(f"grpo_arith: warm-up done after {steps_done} steps, greedy validation accuracy {acc:.3f} "
-        f"({magnitude:.3f} up to the sign)")
-    return target
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of the model's parameters (names, shapes and float32 bytes): equal models, equal prints."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+

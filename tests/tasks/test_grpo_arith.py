@@ -146,3 +146,27 @@ def test_resume_inside_a_generation_round_is_exact(task, straight):
 def test_on_eval_true_stops_the_segment(task):
     result, log = _run(task, task.init(0), task.base_recipe(), 0, 6, stop_at=2)
     assert result.stopped and result.checkpoint is None and result.steps_done == 2 and len(log) == 1
+
+
+def test_warm_up_is_the_same_model_whatever_the_callers_threads(tmp_path, monkeypatch):
+    """The warm-up trains in a fresh one-thread process with deterministic ops: the same weights (fingerprint)
+    whether the caller runs 1 or 2 torch threads, and the caller's settings are untouched."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from searchmgr.tasks import _arith
+    from searchmgr.tasks.grpo_arith import PRESETS
+
+    spec = dataclasses.replace(make_task("grpo_arith", {"preset": "smoke"}).warm_spec(), steps=10)
+    prints, before = [], torch.get_num_threads()
+    for threads, cache in ((1, "a"), (2, "b")):
+        monkeypatch.setenv("SEARCHMGR_CACHE", str(tmp_path / cache))
+        torch.set_num_threads(threads)
+        done = json.loads((_arith.warm_start(spec, log=lambda m: None) / "warmup.json").read_text())
+        prints.append(done["fingerprint"])
+        assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(before)
+    assert prints[0] == prints[1] and len(prints[0]) == 16
+    assert PRESETS["default"].warmup_target >= 1.0  # the default warm-up runs a fixed number of steps
