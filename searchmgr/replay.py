@@ -19,7 +19,6 @@ Overrides (``key=value``): ``seed``, ``eval_every``, and any option of the task
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import torch
 from searchmgr.config import ConfigError, parse_value
 from searchmgr.sanitize import fmt
 from searchmgr.schedule import Schedule, ScheduleError
+from searchmgr.store import roundtrip
 from searchmgr.tasks import Segment, TaskError, make_task
 
 REPLAY_KEYS = ("seed", "eval_every")
@@ -121,14 +121,6 @@ def _rel(d: float | None, ref: float | None) -> str:
     return "" if d is None or not ref else f" ({100 * d / abs(ref):+.3g}%)"
 
 
-def _roundtrip(state: dict) -> dict:
-    """What a checkpoint file gives back: the search saves and loads every checkpoint."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=False, map_location="cpu")
-
-
 def parse_replay_overrides(words: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``["seed=3", "preset=smoke"]`` -> (replay settings, task options)."""
     settings: dict[str, Any] = {}
@@ -169,7 +161,7 @@ def replay(schedule: Schedule | str | Path, overrides: Sequence[str] = (),
     then, now = prov.get("info") or {}, task.info()
     info_changes = {k: (then[k], now[k]) for k in then if k in now and then[k] != now[k]}
     started = time.perf_counter()
-    state = _roundtrip(task.init(seed))
+    state = roundtrip(task.init(seed))
     curve: list[tuple[int, dict[str, float]]] = []
 
     def record(step: int, metrics: dict[str, float]) -> bool:
@@ -185,7 +177,7 @@ def replay(schedule: Schedule | str | Path, overrides: Sequence[str] = (),
         result = task.train_segment(state, task.surface.check(seg.recipe), segment, record)
         if result.checkpoint is None:
             raise RuntimeError(f"task {task.name} returned no checkpoint for segment {seg.start_step}-{seg.end_step}")
-        state = _roundtrip(result.checkpoint)
+        state = roundtrip(result.checkpoint)
         val = result.metrics.get(metric)
         out.append(SegmentReplay(seg.start_step, seg.end_step, dict(seg.recipe), seg.val_score, val, seg.test_score,
                                  result.metrics.get(test_metric), time.perf_counter() - t0))

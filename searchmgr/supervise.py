@@ -33,7 +33,6 @@ Only this module's thread writes the store; workers only call the manager and th
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import time
 import traceback
@@ -63,7 +62,7 @@ from searchmgr.search import resolve
 from searchmgr.signals import StopSignals
 from searchmgr.store import (
     CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict,
-    load_checkpoint, save_checkpoint,
+    load_checkpoint, roundtrip, save_checkpoint,
 )
 from searchmgr.surface import same_recipe
 from searchmgr.tasks import Segment, Task
@@ -173,14 +172,6 @@ class SuperviseOutcome:
         if self.stopped:
             lines.append(f"continue with `searchmgr supervise --resume {self.run_dir}`")
         return "\n".join(lines)
-
-
-def _copy(state: dict) -> dict:
-    """A checkpoint through ``torch.save``/``torch.load``, as between a search's segments (no shared tensors)."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=False)
 
 
 class TrainingFailed(SearchmgrError, RuntimeError):
@@ -499,7 +490,7 @@ class Supervisor:
         if value is None or not math.isfinite(value) or result.checkpoint is None:
             self._fail(node, end, f"diverged: {self.task.objective.metric}={value} at step {end}", None)
             raise TrainingFailed(f"node {node.id} diverged at step {end}")
-        return _copy(result.checkpoint), dict(result.metrics)
+        return roundtrip(result.checkpoint, map_location=None), dict(result.metrics)  # stays on its device
 
     def _steps_used(self) -> int:
         return T.steps_used(self.store.nodes(self.search_id))

@@ -1,13 +1,13 @@
 """Persistence: the SQLite tree (sqlite-utils) and checkpoint files."""
 
-from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, save_checkpoint
+from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, roundtrip, save_checkpoint
 from searchmgr.store.db import (
     CommandKind, CommandRecord, CommandStatus, CorruptStore, DecisionKind, DecisionRecord, EventKind, Node,
     NodeNotFound, NodeStatus, RunState, StoreError, TreeStore, Verdict,
 )
 
 __all__ = [
-    "CheckpointCorrupt", "load_checkpoint", "save_checkpoint", "CommandKind", "CommandRecord", "CommandStatus",
+    "CheckpointCorrupt", "load_checkpoint", "roundtrip", "save_checkpoint", "CommandKind", "CommandRecord", "CommandStatus",
     "CorruptStore", "DecisionKind", "DecisionRecord", "EventKind", "RunState",
     "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore", "Verdict",
 ]

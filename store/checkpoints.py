@@ -16,11 +16,22 @@ class CheckpointCorrupt(UserError, RuntimeError):
     """A checkpoint file is missing or its bytes do not match the recorded sha256."""
 
 
-def save_checkpoint(state: dict, path: Path) -> str:
-    """Write ``state`` atomically to ``path`` and return the sha256 of the bytes."""
+def to_bytes(state: dict) -> bytes:
+    """``state`` as ``torch.save`` writes it (the bytes of a checkpoint file)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def roundtrip(state: dict, *, map_location: str | None = "cpu") -> dict:
+    """What a checkpoint file gives back: ``state`` through ``torch.save`` and ``torch.load`` as the search does
+    between segments (no tensor shared with ``state``; loaded on the CPU unless ``map_location`` says otherwise)."""
+    return torch.load(io.BytesIO(to_bytes(state)), weights_only=False, map_location=map_location)
+
+
+def save_checkpoint(state: dict, path: Path) -> str:
+    """Write ``state`` atomically to ``path`` and return the sha256 of the bytes."""
+    data = to_bytes(state)
     digest = hashlib.sha256(data).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import io
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -22,6 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from searchmgr.store import roundtrip
 from searchmgr.surface import Knob, RecipeError, Role
 from searchmgr.tasks import Task, load_task, reference_of
 from searchmgr.tasks.base import Segment, SegmentResult
@@ -30,14 +30,6 @@ from searchmgr.tasks.contract import CheckedTask
 
 class TaskCheckFailed(AssertionError):
     """A task that breaks the contract of docs/tasks.md; the message says what to fix."""
-
-
-def _roundtrip(state: dict) -> dict:
-    """Through ``torch.save``/``torch.load``, as the store does between segments."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=False, map_location="cpu")
 
 
 def _same(a: dict[str, float], b: dict[str, float], rtol: float) -> list[str]:
@@ -66,15 +58,15 @@ def check_task(task: Task, *, seed: int = 0, steps: int | None = None, rtol: flo
     n = steps or checked.search_defaults().eval_every
     recipe = checked.base_recipe()
     horizon = 2 * n
-    root = _roundtrip(checked.init(seed))
+    root = roundtrip(checked.init(seed))
     # one long segment ...
     evals: list[tuple[int, dict[str, float]]] = []
-    long = checked.train_segment(_roundtrip(root), recipe, Segment(0, 2 * n, horizon, n),
+    long = checked.train_segment(roundtrip(root), recipe, Segment(0, 2 * n, horizon, n),
                                  lambda step, m: evals.append((step, dict(m))) or False)
     _need(long.steps_done == 2 * n and not long.stopped, f"a segment of {2 * n} steps ended after {long.steps_done}")
     # ... equals two resumed ones
-    first = checked.train_segment(_roundtrip(root), recipe, Segment(0, n, horizon, n), lambda s, m: False)
-    second = checked.train_segment(_roundtrip(first.checkpoint), recipe, Segment(n, n, horizon, n), lambda s, m: False)
+    first = checked.train_segment(roundtrip(root), recipe, Segment(0, n, horizon, n), lambda s, m: False)
+    second = checked.train_segment(roundtrip(first.checkpoint), recipe, Segment(n, n, horizon, n), lambda s, m: False)
     differ = _same(long.metrics, second.metrics, rtol)
     _need(not differ, f"two segments of {n} steps resumed from a checkpoint do not end like one of {2 * n}: "
           + ", ".join(f"{k} {long.metrics[k]!r} vs {second.metrics[k]!r}" for k in differ)
@@ -87,7 +79,7 @@ def check_task(task: Task, *, seed: int = 0, steps: int | None = None, rtol: flo
         seen.append(dict(metrics))
         return True
 
-    stopped: SegmentResult = checked.train_segment(_roundtrip(root), recipe, Segment(0, 2 * n, horizon, n),
+    stopped: SegmentResult = checked.train_segment(roundtrip(root), recipe, Segment(0, 2 * n, horizon, n),
                                                    stop_first)
     _need(stopped.stopped and len(seen) == 1, f"a segment whose on_eval returned True at step {n} went on "
           f"(stopped={stopped.stopped}, {len(seen)} evaluations); return SegmentResult(..., stopped=True) at once")
@@ -180,7 +172,7 @@ def check_knobs(task: Task, *, seed: int = 0, steps: int | None = None) -> list[
     checked = _checked(task)
     n = steps or checked.search_defaults().eval_every
     surface, base = checked.surface, checked.base_recipe()
-    root = _roundtrip(checked.init(seed))
+    root = roundtrip(checked.init(seed))
     found = []
     for knob in surface.knobs:
         prints = []
@@ -191,7 +183,7 @@ def check_knobs(task: Task, *, seed: int = 0, steps: int | None = None) -> list[
                 found.append(KnobCheck(knob.name, knob.low, knob.high, KnobVerdict.SKIPPED,
                                        cause=f"the base recipe with {knob.name}={value:g} is not admissible ({e})"))
                 break
-            result = checked.train_segment(_roundtrip(root), recipe, Segment(0, n, 2 * n, n), lambda s, m: False)
+            result = checked.train_segment(roundtrip(root), recipe, Segment(0, n, 2 * n, n), lambda s, m: False)
             prints.append(_fingerprint(result))
         else:
             changed = sorted(k for k in prints[0].keys() | prints[1].keys() if prints[0].get(k) != prints[1].get(k))
