@@ -5,7 +5,8 @@
 Every ``tree.db`` under each RUN_DIR (a run, or a ``compare`` directory with its runs) is read
 directly with ``sqlite3`` — not through searchmgr, so the script reads the same before and after a
 change to the package — and printed as one line per run: a hash of its node rows, of its stored
-metrics, of its decisions, and a short summary (nodes per status, the best validation score).
+metrics, of its decisions, and a short summary (nodes per status, the range of validation scores); a
+``compare`` directory also gets a line for its ``compare.json`` (without wall times and run paths).
 
 What is hashed: node id, parent, depth, recipe, status, source, step range, steps trained, val/test
 scores, utility, visits, value sum, error; every metric row (node, step, key, value); each decision's
@@ -73,6 +74,18 @@ def fingerprint(db_path: Path) -> dict:
             "val_range": [min(scores), max(scores)] if scores else None}
 
 
+def comparison(path: Path) -> str:
+    """A hash of a ``compare.json`` without its wall times and run paths."""
+    def clean(x: object) -> object:
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if k not in ("wall_s", "run", "out")}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return _canonical(x)
+
+    return _digest([clean(json.loads(path.read_text()))])
+
+
 def runs(root: Path) -> list[tuple[str, Path]]:
     """(name relative to ``root``, tree.db) for every run under ``root``, sorted."""
     found = sorted(root.rglob("tree.db"))
@@ -96,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label} all={fp['all']} nodes={fp['nodes']} metrics={fp['metrics']} "
                   f"decisions={fp['decisions']} | {fp['n_nodes']} nodes {fp['status']} "
                   f"{fp['n_metrics']} metrics val {val}")
+        if (root / "compare.json").is_file():
+            print(f"{root.name}/compare.json {comparison(root / 'compare.json')} (without wall times and paths)")
     return 1 if missing else 0
 
 
