@@ -43,8 +43,16 @@ class Outcome:
             for n in self.best_path[1:]:
                 lines.append(f"  steps {n.start_step:>6}-{n.end_step:<6} node {n.id:<4} "
                              + " ".join(f"{k}={v:.3g}" for k, v in n.recipe.items()))
-        if self.fixed is not None and self.fixed.val_score is not None:
-            lines.append(f"fixed recipe {self.metric}={self.fixed.val_score:.4g} (test {fmt(self.fixed.test_score)})")
+        f = self.fixed
+        if f is not None and f.val_score is not None:
+            line = f"fixed recipe {self.metric}={f.val_score:.4g} (test {fmt(f.test_score)})"
+            if self.best is not None and f.end_step < self.best.end_step:  # uct.fixed=start: grown as far as it led
+                there = next((n for n in self.best_path if n.end_step >= f.start_step + f.steps_trained), None)
+                line = (f"fixed recipe {self.metric}={f.val_score:.4g} after step {f.start_step + f.steps_trained} "
+                        f"({f.status.value}; not grown further, other schedules led)"
+                        + (f"; the best schedule had {there.val_score:.4g} by step {there.end_step}"
+                           if there is not None and there.val_score is not None else ""))
+            lines.append(line)
         lines.append(f"run: {self.run_dir}")
         if self.stopped:
             lines.append(f"continue with `searchmgr explore --resume {self.run_dir}`")

@@ -78,19 +78,24 @@ def finish(nodes: Sequence[Node], *, max_depth: int, segment_steps: int, budget_
     When the steps left pay for holding such a node's recipe to the horizon but not for one segment more
     besides, grow its hold child (the node with the largest lead over the best complete schedule's segment at
     its depth; one without a child of the same recipe, not closed, not training). A search that spreads its
-    budget over many promising starts would otherwise end with none of them complete."""
+    budget over many promising starts would otherwise end with none of them complete. While no schedule is
+    complete, the best node that the steps left can still carry to the horizon is finished."""
     done = [n for n in nodes if n.status is NodeStatus.DONE and n.utility is not None and n.depth > 0]
     complete = [n for n in done if n.depth == max_depth]
-    if not complete:
-        return None
-    best = max(complete, key=lambda n: (n.utility, -n.id))
-    on_best = {n.depth: n for n in T.path_to(nodes, best.id)}
     index = T.by_id(nodes)
     held = {c.parent_id for c in nodes if c.parent_id is not None and c.recipe == index[c.parent_id].recipe}
-    leaders = [n for n in done
-               if n.depth < max_depth and n.checkpoint is not None and n.id not in closed and n.id not in held
-               and n.id not in in_flight and n.utility > on_best[n.depth].utility
-               and 0 <= budget_left - (max_depth - n.depth) * segment_steps < segment_steps]
+    open_ = [n for n in done
+             if n.depth < max_depth and n.checkpoint is not None and n.id not in closed and n.id not in held
+             and n.id not in in_flight and 0 <= budget_left - (max_depth - n.depth) * segment_steps < segment_steps]
+    if not complete:  # nothing reached the horizon yet: finish the best schedule that still can
+        if not open_:
+            return None
+        n = max(open_, key=lambda n: (n.utility, -n.id))
+        return Grow(n.id, n.recipe, FINISH, f"finish: no schedule is complete and the {budget_left} steps left just "
+                    f"pay for holding node {n.id}'s recipe (the best that can still finish) to the horizon")
+    best = max(complete, key=lambda n: (n.utility, -n.id))
+    on_best = {n.depth: n for n in T.path_to(nodes, best.id)}
+    leaders = [n for n in open_ if n.utility > on_best[n.depth].utility]
     if not leaders:
         return None
     n = max(leaders, key=lambda n: (n.utility - on_best[n.depth].utility, -n.id))
