@@ -302,6 +302,16 @@ class ArmTask(Task):
         out.update({f"{split}/{k}_det": float(v) for k, v in det.items() if k != "action_magnitude"})
         return out
 
+    def evaluate_checkpoint(self, checkpoint: dict, seed: int) -> dict[str, float]:
+        """The validation metrics over fresh episodes (seeds from 30,000 up: neither validation nor test ones)
+        under the recipe the checkpoint was trained with; the action noise drawn with ``seed`` too."""
+        actor = Actor(self.cfg.hidden)
+        actor.load_state_dict(checkpoint["actor"])
+        recipe = checkpoint["applied"] or self.base_recipe()
+        n = self.cfg.eval_episodes
+        seeds = range(30_000 + n * (seed % 100_000), 30_000 + n * (seed % 100_000 + 1))
+        return {f"val/{k}": float(v) for k, v in self.evaluate(actor, seeds, recipe, False, 50_000 + seed).items()}
+
     # ---- training --------------------------------------------------------------------
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
         cfg = self.cfg

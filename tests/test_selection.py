@@ -120,3 +120,15 @@ def test_grpo_arith_evaluates_a_checkpoint_on_fresh_problems():
     a = task.evaluate_checkpoint(ck, 1)
     assert 0.0 <= a["val/accuracy"] <= 1.0 and a == task.evaluate_checkpoint(ck, 1)
     assert task.evaluates_checkpoints
+
+
+def test_arm_reevaluates_on_fresh_episodes_and_is_on_by_default(tmp_path):
+    from searchmgr.tasks import load_task
+
+    task = load_task("arm_reckless", {"preset": "smoke"})
+    ck = task.init(0)
+    a = task.evaluate_checkpoint(ck, 1)
+    assert {"val/safe_success", "val/final_dist", "val/return"} <= set(a) and a == task.evaluate_checkpoint(ck, 1)
+    assert a != task.evaluate_checkpoint(ck, 2)
+    config = build_config({"task": "arm_reckless", "task_options": {"preset": "smoke"}, "out": str(tmp_path / "x")})
+    assert resolve(config)[0].select.reevaluate == 3  # RL: on by default
