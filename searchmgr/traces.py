@@ -126,6 +126,9 @@ def render_decisions(store: TreeStore, search_id: int) -> str:
                 f"    updates:   {_updates(parsed)}",
                 f"    expected:  {parsed.get('expected_outcome', '-')}",
             ]
+            evidence = (d.context or {}).get("evidence") if d is not None else None
+            if isinstance(evidence, dict):
+                lines.append(f"    evidence:  {evidence_text(evidence)}")
         else:
             lines.append("    fixed recipe (hold all)")
         metrics = store.metrics(node.id)
@@ -146,6 +149,18 @@ def render_decisions(store: TreeStore, search_id: int) -> str:
         lines.append("  answers dropped as stale (prefetched proposals, or a supervised run's late answers)")
         lines += [f"    on node {d.node_id}: " + _attempt_line(d).strip() for d in stale]
     return "\n".join(lines)
+
+
+def evidence_text(e: dict) -> str:
+    """One line of what a model-ranked decision rested on (the trace's ``evidence``)."""
+    if e.get("chosen_by") == "heuristic prior":
+        return f"{e.get('points', 0)} scored segments: {e.get('why', 'too few')}; the heuristic's choice"
+    chosen = e.get("chosen") or {}
+    runners = ", ".join(f"{fmt(r.get('predicted'))} ± {fmt(r.get('sd'))}" for r in e.get("runners_up") or [])
+    return (f"GP over {e.get('points')} scored segments (length scale {e.get('length_scale')}, noise "
+            f"{e.get('noise')}); chose UCB rank {chosen.get('ucb_rank')} of {e.get('candidates')} candidates "
+            f"({chosen.get('source')}), predicted {fmt(chosen.get('predicted'))} ± {fmt(chosen.get('sd'))}"
+            + (f"; runners-up {runners}" if runners else ""))
 
 
 def manager_stats(store: TreeStore, search_id: int, source: str) -> dict:
