@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -113,6 +114,17 @@ class ManagerConfig(_Model):
     def _known(cls, v: str) -> str:
         if v not in manager_names():
             raise ValueError(f"unknown manager {shorten(v)}; choose one of {manager_names()}")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url {shorten(v)} is not an http(s) URL; give the endpoint like "
+                             "http://127.0.0.1:8080/v1 or https://api.openai.com/v1")
         return v
 
     @field_validator("api_key_env")

@@ -367,7 +367,8 @@ class Coordinator:
                                error=error, backup=backup)
         nodes = self.nodes()
         best = T.best_leaf(nodes, self.task.objective, self.config.max_depth)
-        done = sum(n.depth > 0 and n.status.finished for n in nodes)
+        best = best if best is not None and best.depth == self.config.max_depth else None  # complete only: it
+        done = sum(n.depth > 0 and n.status.finished for n in nodes)  # moves one way, never back past a partial one
         self.reporter.node_finished(self.store.node(node.id), best.val_score if best else None,
                                     T.steps_used(nodes), done)
 

@@ -90,7 +90,7 @@ class ConsoleReporter(Reporter):
         extra = f"  error: {self.safe(node.error)}" if node.error else ""
         self.console.print(
             f"    [{colour}]{node.status.value}[/] {self.metric}={fmt(node.val_score)} after {node.steps_trained} "
-            f"steps | nodes {nodes_done} | budget {budget_used}/{self.budget} | best {fmt(best)}{extra}")
+            f"steps | nodes {nodes_done} | budget {budget_used}/{self.budget} | best schedule {fmt(best)}{extra}")
 
     def rejected(self, parent_id: int, source: str, reason: str) -> None:
         self.console.print(f"    [yellow]proposal from {self.safe(source)} for node {parent_id} rejected[/]: "

@@ -109,8 +109,15 @@ def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
     objective = stored_objective(row)
     nodes = store.nodes(row["id"])
     best = selection.best_leaf(store, row["id"], nodes, objective, config["max_depth"])
-    if best is None:
-        raise ScheduleError(f"{run_dir} has no finished segment yet; run `searchmgr explore --resume {run_dir}`")
+    horizon = config["max_depth"] * config["segment_steps"]
+    if best is None and any(n.status.finished for n in nodes if n.depth):
+        raise ScheduleError(f"every segment {run_dir} trained failed (`searchmgr show {run_dir}` lists the errors): "
+                            "there is no schedule to export")
+    if best is None or best.end_step < horizon:
+        reached = f"its best schedule ends at step {best.end_step} of {horizon}" if best else "nothing is trained"
+        raise ScheduleError(f"{run_dir} has no complete schedule yet ({reached}): a partial schedule cannot be "
+                            f"replayed as a result; continue the run (`searchmgr explore --resume {run_dir}`, with a "
+                            "larger budget.steps if it finished)")
     segments = []
     for n in T.path_to(nodes, best.id)[1:]:
         d = store.decision(n.decision_id).parsed if n.decision_id else None

@@ -38,6 +38,7 @@ class NodeView:
     visits: int
     value_sum: float
     pending: int = 0  # in-flight nodes at or below this one (unobserved visits, WU-UCT)
+    passable: bool = False  # not expandable itself (its checkpoint is damaged), but its subtree may still be
 
     @property
     def n(self) -> int:
@@ -109,10 +110,10 @@ def allowed_children(node: NodeView, *, k_max: int, widen: float) -> int:
 def has_room(tree: TreeView, node_id: int, *, k_max: int, max_depth: int, widen: float = 0.0) -> bool:
     """Whether selection can still expand ``node_id`` or something below it."""
     n = tree.nodes[node_id]
-    if not n.expandable or n.depth >= max_depth:
+    if not (n.expandable or n.passable) or n.depth >= max_depth:
         return False
     kids = tree.children[node_id]
-    if len(kids) < allowed_children(n, k_max=k_max, widen=widen):
+    if n.expandable and len(kids) < allowed_children(n, k_max=k_max, widen=widen):
         return True
     return any(has_room(tree, k, k_max=k_max, max_depth=max_depth, widen=widen) for k in kids)
 
@@ -160,7 +161,7 @@ def select(tree: TreeView, *, c: float, k_max: int, max_depth: int, widen: float
         p = tree.nodes[node]
         kids = tree.children[node]
         open_kids = [k for k in kids if has_room(tree, k, k_max=k_max, max_depth=max_depth, widen=widen)]
-        can_expand = len(kids) < allowed_children(p, k_max=k_max, widen=widen)
+        can_expand = p.expandable and len(kids) < allowed_children(p, k_max=k_max, widen=widen)
         q_prior = norm(p.utility)
         if p.utility is None and mean_prior and p.visits > UNVISITED:
             q_prior = norm(p.value_sum / p.visits)

@@ -120,7 +120,8 @@ def view(nodes: Sequence[Node], *, in_flight: AbstractSet[int] = frozenset(),
     return uct.TreeView.build([
         uct.NodeView(id=n.id, parent=n.parent_id, depth=n.depth,
                      expandable=n.status.expandable and n.checkpoint is not None and n.id not in closed,
-                     utility=n.utility, visits=n.visits, value_sum=n.value_sum, pending=pending.get(n.id, 0))
+                     utility=n.utility, visits=n.visits, value_sum=n.value_sum, pending=pending.get(n.id, 0),
+                     passable=n.status.expandable and n.checkpoint is None and n.id not in closed)
         for n in nodes])
 
 

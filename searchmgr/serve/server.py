@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from searchmgr.config import ConfigError
 from searchmgr.serve.app import create_app
 from searchmgr.serve.runs import DB_NAME, name_runs
+from searchmgr.rundir import RunLocked, claim_run
 from searchmgr.store import StoreError, TreeStore
 
 
@@ -55,14 +56,19 @@ def resolve_token(settings: ServeSettings) -> tuple[str | None, bool]:
 
 
 def check_runs(paths: Sequence[Path]) -> None:
-    """Every path must be a run directory; old stores get this version's migrations (a no-op when current)."""
+    """Every path must be a run directory; an old store gets this version's migrations, by its owner only: the
+    service takes the run's lock for the upgrade (and refuses a run a live process owns)."""
     for p in paths:
         if not (Path(p) / DB_NAME).exists():
             raise ServeError(f"{p} is not a run directory (no {DB_NAME}); give the out= of a `searchmgr explore`")
         try:
             TreeStore.read_only(Path(p) / DB_NAME).close()
-        except StoreError:  # predates the commands/revision migrations: upgrade once
-            TreeStore(Path(p) / DB_NAME).close()
+        except StoreError:  # predates this version's migrations: upgrade once, as the run's owner
+            try:
+                claim_run(p).close()
+            except RunLocked as e:
+                raise ServeError(f"{p} predates this version's store and {e}; serve it once that process "
+                                 "has ended (it upgrades the store as it opens it)") from None
 
 
 @dataclass

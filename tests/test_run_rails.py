@@ -1,0 +1,72 @@
+"""Smaller rails of issue 30: endpoint URLs, partial exports, the service's upgrades, the progress line's best."""
+
+import pytest
+
+from searchmgr.config import ConfigError, build_config
+from searchmgr.progress import Reporter
+from searchmgr.rundir import RunLock
+from searchmgr.schedule import ScheduleError, export_schedule
+from searchmgr.search import explore
+from searchmgr.serve.server import ServeError, check_runs
+from searchmgr.store import TreeStore
+
+
+def test_base_url_must_be_http():
+    with pytest.raises(ConfigError, match="not an http"):
+        build_config({"task": "toy", "manager": {"base_url": "ftp://example.org/v1"}})
+    assert build_config({"task": "toy", "manager": {"base_url": "https://example.org/v1"}}).manager.base_url
+
+
+def test_export_refuses_a_run_without_a_complete_schedule(tmp_path):
+    run = tmp_path / "run"
+    explore(["task=toy", "preset=smoke", f"out={run}", "budget.nodes=2"])  # two of the fixed path's three segments
+    with pytest.raises(ScheduleError, match="no complete schedule yet .*step 40 of 60"):
+        export_schedule(run)
+
+
+def test_progress_best_is_the_best_complete_schedule_and_only_improves(tmp_path):
+    seen = []
+
+    class Bests(Reporter):
+        def node_finished(self, node, best, budget_used, nodes_done):
+            seen.append(best)
+
+    explore(["task=toy", "preset=smoke", f"out={tmp_path / 'run'}", "budget.steps=240"], reporter=Bests())
+    shown = [b for b in seen if b is not None]
+    assert seen[0] is None and shown  # nothing before the first complete schedule
+    assert all(b <= a for a, b in zip(shown, shown[1:]))  # a loss: the best only goes down
+
+
+def test_serve_upgrades_an_old_store_only_as_its_owner(tmp_path):
+    run = tmp_path / "run"
+    explore(["task=toy", "preset=smoke", f"out={run}", "budget.steps=60"])
+    with TreeStore(run / "tree.db") as s:  # as a store from before the run-state migration
+        s.db.execute("DELETE FROM migrations WHERE name = '0005_run_state'")
+        for column in ("state", "state_reason", "state_at"):
+            s.db.execute(f"ALTER TABLE searches DROP COLUMN {column}")
+    lock = RunLock.acquire(run)  # an (older) owner still running it
+    try:
+        with pytest.raises(ServeError, match="in use by"):
+            check_runs([run])
+    finally:
+        lock.release()
+    check_runs([run])  # now the service upgrades it, holding the lock meanwhile
+    with TreeStore.read_only(run / "tree.db") as s:
+        assert "0005_run_state" in s.migrations()
+
+
+def test_a_damaged_root_leaves_its_intact_descendants_expandable(tmp_path):
+    run = tmp_path / "run"
+    explore(["task=toy", "preset=smoke", f"out={run}", "budget.steps=120"])
+    root = run / "checkpoints" / "node_00001.pt"
+    data = bytearray(root.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the root fails its sha256
+    root.write_bytes(bytes(data))
+    with TreeStore.read_only(run / "tree.db") as s:
+        before = {n.id for n in s.nodes(s.search()["id"])}
+    outcome = explore(["budget.steps=240"], resume=run)
+    assert "tree exhausted" not in outcome.stop_reason  # was: "tree exhausted", nothing trained
+    with TreeStore.read_only(run / "tree.db") as s:
+        nodes = s.nodes(s.search()["id"])
+    trained = [n for n in nodes if n.id not in before and n.status.name == "DONE"]
+    assert trained and all(n.parent_id != 1 for n in trained)  # grown below the root's intact children
