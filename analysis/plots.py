@@ -293,7 +293,9 @@ def plot_telemetry(run: RunData) -> Figure | None:
         ax.set_title(key, fontsize=9, loc="left")
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
+    for c in range(cols):  # the lowest panel of each column carries the step axis
+        ax = [a for a in axes[:, c] if a.get_visible()][-1]
+        ax.xaxis.set_tick_params(labelbottom=True)
         ax.set_xlabel("training step")
     axes[0, 0].legend(fontsize=7)
     same = [n.id for n in run.best_path()] == [n.id for n in run.fixed_path()]
