@@ -12,17 +12,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from searchmgr import selection
-from searchmgr import tree as T
 from searchmgr.config import ConfigError, override_keys
 from searchmgr.errors import UserError
-from searchmgr.lifecycle import RunStatus, read_run
-from searchmgr.repair import damage_lines, repair
-from searchmgr.rundir import claim_run, open_run, stored_config
+from searchmgr.lifecycle import RunStatus
+from searchmgr.repair import repair
+from searchmgr.rundir import claim_run, open_run
+from searchmgr.run import Run
 from searchmgr.sanitize import Redactor, cap, fmt, for_terminal, one_line
 from searchmgr.schedule import export_schedule
 from searchmgr.store import NodeStatus
-from searchmgr.tasks import SourceKind, available, load_task, stored_objective
+from searchmgr.tasks import SourceKind, available, load_task
 
 MAX_ERROR_CHARS = 2_000  # an error message printed in full up to this size
 
@@ -161,59 +160,52 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     console = _console()
-    with open_run(args.run) as store:
-        row = store.search()
-        cfg = stored_config(row)
-        redact = Redactor.from_env(cfg.manager.api_key_env)
+    run = Run(args.run)
+    cfg, objective, nodes, best = run.config, run.objective, run.nodes, run.best
+    redact = Redactor.from_env(cfg.manager.api_key_env)
 
-        def safe(text: object) -> str:  # stored text may come from an LLM or a damaged file: no markup, no escapes
-            return escape(one_line(redact(str(text))))
+    def safe(text: object) -> str:  # stored text may come from an LLM or a damaged file: no markup, no escapes
+        return escape(one_line(redact(str(text))))
 
-        objective = stored_objective(row)
-        nodes = store.nodes(row["id"])
-        best = selection.best_leaf(store, row["id"], nodes, objective, cfg.max_depth)
-        best_ids = {n.id for n in T.path_to(nodes, best.id)} if best else set()
-        fixed_ids = {n.id for n in T.fixed_path(nodes)}
-        view = read_run(store, row["id"], args.run)
-        console.print(f"run {safe(args.run)}: task {row['task']}, {len(nodes) - 1} segments, "
-                      f"{T.steps_used(nodes)}/{cfg.budget.steps} steps, objective {objective.metric} "
-                      f"({objective.direction.value})")
-        colour = {RunStatus.INTERRUPTED: "red", RunStatus.FAILED: "red", RunStatus.FINISHED: "green"}
-        console.print(f"state: [{colour.get(view.status, 'yellow')}]{safe(view.line())}[/]")
-        for k, v in row["info"].items():
-            console.print(f"{safe(k)}: {safe(v)}")
-        table = Table(box=None, header_style="bold")
-        for col in ("node", "parent", "depth", "steps", "status", "source", objective.metric, "test", "N", "recipe",
-                    ""):
-            table.add_column(col)
-        colours = {NodeStatus.DONE: "green", NodeStatus.PRUNED: "yellow", NodeStatus.FAILED: "red"}
-        for n in nodes:
-            mark = ("best " if n.id in best_ids and n.depth else "") + ("fixed" if n.id in fixed_ids and n.depth else "")
-            status = view.node_status(n)
-            table.add_row(str(n.id), str(n.parent_id or "-"), str(n.depth), f"{n.start_step}-{n.end_step}",
-                          f"[{colours.get(status, 'white')}]{status.value}[/]", safe(n.source),
-                          fmt(n.val_score), fmt(n.test_score), str(n.visits),
-                          safe(" ".join(f"{k}={v:.3g}" for k, v in n.recipe.items())), mark)
-        console.print(table)
-        if best:
-            console.print(f"best path: {' -> '.join(str(i) for i in sorted(best_ids))}  "
-                          f"{objective.metric}={fmt(best.val_score)} (test {fmt(best.test_score)})")
-        fixed = T.fixed_path(nodes)[-1]
-        console.print(f"fixed path: {' -> '.join(str(i) for i in sorted(fixed_ids))}  "
-                      f"{objective.metric}={fmt(fixed.val_score)} (test {fmt(fixed.test_score)})")
-        kept = [args.run / n.checkpoint for n in nodes if n.checkpoint]
-        size = sum(p.stat().st_size for p in kept if p.exists())
-        console.print(f"checkpoints: {len(kept)} kept ({cfg.checkpoints.keep}), "
-                      f"{size / 2**20:.1f} MiB on disk; {sum(1 for n in nodes if n.status.finished)} nodes trained")
-        damage = damage_lines(store, args.run, row["id"])
-        console.print(f"[red]damaged checkpoints: {len(damage)}[/]" if damage else "kept checkpoints: all intact")
-        for line in damage:
-            console.print(f"  {safe(line)}")
-        if args.decisions:
-            from searchmgr.traces import render_decisions
+    best_ids = {n.id for n in run.best_path}
+    fixed_ids = {n.id for n in run.fixed_path}
+    console.print(f"run {safe(args.run)}: task {run.task}, {len(nodes) - 1} segments, "
+                  f"{run.steps_used}/{cfg.budget.steps} steps, objective {objective.metric} "
+                  f"({objective.direction.value})")
+    colour = {RunStatus.INTERRUPTED: "red", RunStatus.FAILED: "red", RunStatus.FINISHED: "green"}
+    console.print(f"state: [{colour.get(run.state.status, 'yellow')}]{safe(run.state.line())}[/]")
+    for k, v in run.info.items():
+        console.print(f"{safe(k)}: {safe(v)}")
+    table = Table(box=None, header_style="bold")
+    for col in ("node", "parent", "depth", "steps", "status", "source", objective.metric, "test", "N", "recipe", ""):
+        table.add_column(col)
+    colours = {NodeStatus.DONE: "green", NodeStatus.PRUNED: "yellow", NodeStatus.FAILED: "red"}
+    for n in nodes:
+        mark = ("best " if n.id in best_ids and n.depth else "") + ("fixed" if n.id in fixed_ids and n.depth else "")
+        status = run.state.node_status(n)
+        table.add_row(str(n.id), str(n.parent_id or "-"), str(n.depth), f"{n.start_step}-{n.end_step}",
+                      f"[{colours.get(status, 'white')}]{status.value}[/]", safe(n.source),
+                      fmt(n.val_score), fmt(n.test_score), str(n.visits),
+                      safe(" ".join(f"{k}={v:.3g}" for k, v in n.recipe.items())), mark)
+    console.print(table)
+    if best:
+        console.print(f"best path: {' -> '.join(str(i) for i in sorted(best_ids))}  "
+                      f"{objective.metric}={fmt(best.val_score)} (test {fmt(best.test_score)})")
+    console.print(f"fixed path: {' -> '.join(str(i) for i in sorted(fixed_ids))}  "
+                  f"{objective.metric}={fmt(run.fixed.val_score)} (test {fmt(run.fixed.test_score)})")
+    disk = run.disk()
+    console.print(f"checkpoints: {disk.kept} kept ({disk.keep}), {disk.bytes / 2**20:.1f} MiB on disk; "
+                  f"{sum(1 for n in nodes if n.status.finished)} nodes trained")
+    console.print(f"[red]damaged checkpoints: {len(disk.damaged)}[/]" if disk.damaged
+                  else "kept checkpoints: all intact")
+    for line in disk.damaged:
+        console.print(f"  {safe(line)}")
+    if args.decisions:
+        from searchmgr.traces import render_decisions
 
-            text = for_terminal(redact(render_decisions(store, row["id"])))
-            console.print(text, markup=False, highlight=False)  # LLM text is neither markup nor escapes
+        with open_run(args.run) as store:
+            text = for_terminal(redact(render_decisions(store, run.search_id)))
+        console.print(text, markup=False, highlight=False)  # LLM text is neither markup nor escapes
     return 0
 
 

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.config import ConfigError, build_config, merge, parse_overrides
 from searchmgr.managers import manager_names
 from searchmgr.progress import Reporter
-from searchmgr.lifecycle import RunStatus, read_run
-from searchmgr.rundir import open_run
-from searchmgr.store import EventKind
+from searchmgr.lifecycle import RunStatus
+from searchmgr.run import Run
 
 BASELINES = ("grid", "random", "tpe", "hyperband", "asha", "pbt", "pb2")
 DEFAULT_METHODS = ("tree", *BASELINES)
@@ -100,13 +98,8 @@ def _se(xs: list[float]) -> float:
 
 def run_summary(run: Path, objective, max_depth: int) -> dict:
     """What compare records of one run, and its best-so-far curve over steps spent."""
-    with open_run(run) as store:
-        sid = store.search()["id"]
-        nodes = store.nodes(sid)
-        best = selection.best_leaf(store, sid, nodes, objective, max_depth)
-        wall = sum(json.loads(e["data"] or "{}").get("wall_s", 0.0) for e in store.events(sid)
-                   if e["kind"] == EventKind.STOPPED.value)
-        view = read_run(store, sid, run)
+    read = Run(run)
+    nodes, best = read.nodes, read.best
     curve, spent, best_u = [], 0, -math.inf
     for n in sorted((n for n in nodes if n.status.finished and n.depth > 0), key=lambda n: (n.finished_at, n.id)):
         spent += n.steps_trained
@@ -117,7 +110,8 @@ def run_summary(run: Path, objective, max_depth: int) -> dict:
     complete = bool(best and best.depth == max_depth)  # an unfinished schedule is no result: not counted
     return {"best_val": best.val_score if complete else None, "test": best.test_score if complete else None,
             "complete": complete, "steps_used": T.steps_used(nodes),
-            "nodes": sum(n.depth > 0 for n in nodes), "wall_s": wall, "curve": curve, "state": view.status.value}
+            "nodes": sum(n.depth > 0 for n in nodes), "wall_s": read.wall_s, "curve": curve,
+            "state": read.state.status.value}
 
 
 def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=print) -> dict:

@@ -8,12 +8,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from searchmgr import selection
 from searchmgr import tree as T
 from searchmgr.errors import UserError
-from searchmgr.rundir import open_run, stored_config
+from searchmgr.rundir import open_run
+from searchmgr.run import Run
 from searchmgr.store import TreeStore
-from searchmgr.tasks import stored_objective
 
 FORMAT = "searchmgr.schedule/1"
 
@@ -103,12 +102,10 @@ def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
     """The best root-to-leaf schedule in ``store`` (read-only stores too), with the run's checkpoint damage."""
     from searchmgr.repair import damage_lines
 
-    row = store.search()
-    config = stored_config(row).model_dump(mode="json")
-    damage = damage_lines(store, run_dir, row["id"])
-    objective = stored_objective(row)
-    nodes = store.nodes(row["id"])
-    best = selection.best_leaf(store, row["id"], nodes, objective, config["max_depth"])
+    run = Run.of(store, run_dir)
+    config = run.config.model_dump(mode="json")
+    damage = damage_lines(store, run_dir, run.search_id)
+    objective, nodes, best = run.objective, run.nodes, run.best
     horizon = config["max_depth"] * config["segment_steps"]
     if best is None and any(n.status.finished for n in nodes if n.depth):
         raise ScheduleError(f"every segment {run_dir} trained failed (`searchmgr show {run_dir}` lists the errors): "
@@ -123,15 +120,15 @@ def schedule_of(store: TreeStore, run_dir: Path) -> Schedule:
         d = store.decision(n.decision_id).parsed if n.decision_id else None
         segments.append(ScheduleSegment(n.start_step, n.end_step, n.recipe, n.id, n.source, n.val_score,
                                         n.test_score, d))
-    fixed = T.fixed_path(nodes)[-1]
+    fixed = run.fixed
     return Schedule(
-        task=row["task"], segments=tuple(segments),
+        task=run.task, segments=tuple(segments),
         objective={"metric": objective.metric, "direction": objective.direction.value,
                    "test_metric": objective.test_metric},
         val_score=best.val_score, test_score=best.test_score,
         fixed={"val_score": fixed.val_score, "test_score": fixed.test_score, "depth": fixed.depth},
-        provenance={"run": str(run_dir.resolve()), "search_id": row["id"], "leaf_node": best.id,
+        provenance={"run": str(run_dir.resolve()), "search_id": run.search_id, "leaf_node": best.id,
                     "seed": config["seed"], "task_options": config["task_options"],
                     "segment_steps": config["segment_steps"], "max_depth": config["max_depth"],
-                    "eval_every": config["eval_every"], "info": row["info"], "damage": damage,
+                    "eval_every": config["eval_every"], "info": run.info, "damage": damage,
                     "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
