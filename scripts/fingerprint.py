@@ -78,7 +78,7 @@ def comparison(path: Path) -> str:
     """A hash of a ``compare.json`` without its wall times and run paths."""
     def clean(x: object) -> object:
         if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items() if k not in ("wall_s", "run", "out")}
+            return {k: clean(v) for k, v in x.items() if k not in ("wall_s", "run", "out", "path")}
         if isinstance(x, list):
             return [clean(v) for v in x]
         return _canonical(x)
