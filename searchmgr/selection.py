@@ -55,9 +55,14 @@ def reevaluate(store: TreeStore, search_id: int, run_dir: Path, task: Task, node
     horizon = max((n.end_step for n in nodes), default=0)
     top = [n for n in T.ranked_leaves(nodes, objective, max_depth)
            if n.depth == max_depth or n.end_step == horizon][:k]
-    top = [n for n in top if n.checkpoint is not None]
+    kept = [n for n in top if n.checkpoint is not None]
     if len(top) < 2:
+        return {}  # one complete schedule at most: nothing to choose between
+    if len(kept) < 2:
+        say(f"select.reevaluate={k}: {len(kept)} of the {len(top)} best complete schedule(s) still have a "
+            "checkpoint (a run made without the option kept only the best one); the best is named by validation")
         return {}
+    top = kept
     chosen = seeds(run_seed, repeats)
     out: dict[str, dict] = {}
     for n in top:

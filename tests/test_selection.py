@@ -132,3 +132,15 @@ def test_arm_reevaluates_on_fresh_episodes_and_is_on_by_default(tmp_path):
     assert a != task.evaluate_checkpoint(ck, 2)
     config = build_config({"task": "arm_reckless", "task_options": {"preset": "smoke"}, "out": str(tmp_path / "x")})
     assert resolve(config)[0].select.reevaluate == 3  # RL: on by default
+
+
+def test_a_run_made_without_the_option_says_why_it_cannot_reevaluate(tmp_path):
+    explore(SMOKE + ["select.reevaluate=0", f"out={tmp_path / 'r'}"], task=ToyTask(OPTS))
+    said = []
+    with open_run(tmp_path / "r") as store:
+        sid = store.search()["id"]
+        nodes = store.nodes(sid)
+        got = selection.reevaluate(store, sid, tmp_path / "r", ToyTask(OPTS), nodes, k=3, repeats=1, max_depth=3,
+                                   run_seed=0, say=said.append)
+        assert got == {} and selection.recorded(store, sid) == {}
+    assert len(said) == 1 and "still have a checkpoint" in said[0]  # retention kept only the best one
