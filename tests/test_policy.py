@@ -134,9 +134,13 @@ def test_finish_holds_a_leader_to_the_horizon_when_the_budget_left_just_pays_for
     # once its hold child is there, that child is the one to continue (it leads at depth 2)
     nodes += [node(7, 5, 2, source="finish", val=0.7, recipe={"lr": 0.3})]
     assert policies.finish(nodes, budget_left=15, **kw).parent == 7
-    # a trailing chain is never finished, nor is anything before a schedule is complete
+    # a trailing chain is never finished
     assert policies.finish(chain_tree()[:4] + [chain_tree()[5]], budget_left=25, **kw) is None
-    assert policies.finish(chain_tree()[:3] + chain_tree()[4:], budget_left=25, **kw) is None
+    # before any schedule is complete, the best node the steps left can still carry to the horizon is finished
+    incomplete = chain_tree()[:3] + chain_tree()[4:]
+    end = policies.finish(incomplete, budget_left=25, **kw)
+    assert end is not None and end.parent == 5 and "no schedule is complete" in end.note
+    assert policies.finish(incomplete, budget_left=35, **kw) is None  # a segment more is left: keep searching
 
 
 def test_finish_segments_are_not_pruned_and_the_uct_policy_plans_them():
