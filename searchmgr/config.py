@@ -59,10 +59,11 @@ class UCTConfig(_Model):
                                "trained before UCT decides (default: as many as the budget has horizons)")
     hold_first: bool = Field(True, description="a node's first child continues its recipe unchanged (so every "
                              "constant-recipe chain the tree starts is a path of it); the manager proposes the others")
-    finish: bool = Field(False, description="endgame: when the steps left pay for it (and not for a segment more), "
-                         "hold the recipe of a schedule that leads the best complete one at its depth to the horizon")
+    finish: bool = Field(True, description="endgame: when the steps left pay for it (and not for a segment more), "
+                         "hold the recipe of a schedule that leads the best complete one at its depth (or, while none "
+                         "is complete, the best that can still finish) to the horizon")
     fixed: Literal["first", "start"] = Field(
-        "first", description="the task's fixed recipe: first, its whole schedule before anything else (never "
+        "start", description="the task's fixed recipe: first, its whole schedule before anything else (never "
         "pruned), or start: the first start point, grown and pruned like any other schedule (a small budget is "
         "not spent on it; the run compares with it as far as it was grown)")
     start: Literal["bounded", "anywhere"] = Field(

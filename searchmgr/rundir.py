@@ -163,8 +163,11 @@ def open_run(run_dir: str | Path) -> TreeStore:
 
 def stored_config(row: dict) -> SearchConfig:
     """The validated config of a stored search row (``TreeStore.search()``); :class:`CorruptStore` if damaged."""
+    config = row["config"]
+    if isinstance(config, dict) and isinstance(config.get("uct"), dict) and "fixed" not in config["uct"]:
+        config = {**config, "uct": {**config["uct"], "fixed": "first"}}  # stored before uct.fixed: fixed path first
     try:
-        return build_config(row["config"])
+        return build_config(config)
     except ConfigError as e:
         raise CorruptStore(f"the stored config of this run is damaged ({e}); restore tree.db from a copy or "
                            "start a new run") from None
