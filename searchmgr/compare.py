@@ -27,6 +27,7 @@ from searchmgr.managers import manager_names
 from searchmgr.progress import Reporter
 from searchmgr.lifecycle import RunStatus
 from searchmgr.run import Run
+from searchmgr.sanitize import fmt
 
 BASELINES = ("grid", "random", "tpe", "hyperband", "asha", "pbt", "pb2")
 DEFAULT_METHODS = ("tree", *BASELINES)
@@ -121,32 +122,13 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
     methods, seeds, out, overrides = parse(words)
     if resume is not None:
         out = Path(resume)
-        if not (out / RESULT).exists():
-            raise ConfigError(f"{out} holds no {RESULT}; start a comparison with `searchmgr compare task=... out={out}`")
-        try:
-            result = json.loads((out / RESULT).read_text())
-            if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
-                raise ValueError("no methods")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise ConfigError(f"{out / RESULT} is not a comparison ({exc}); its runs under {out} are untouched: move "
-                              f"that file aside and start the comparison again with its words and out={out}; runs "
-                              f"already there resume instead of starting over") from None
-        if overrides:
-            raise ConfigError(f"resume keeps the task, options and budget of the comparison; it may only add "
-                              f"methods= or seeds=; drop {sorted(overrides)}")
+        result = _reopen(out, overrides)
         overrides = result["overrides"]
         known = [Method.parse(k) for k in result["methods"]]
         methods = known + [m for m in (methods or []) if m.key not in result["methods"]]
         seeds = max(seeds or 0, result["seeds"])
     else:
-        if "task" not in overrides:
-            raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
-        methods = methods or [Method.parse(k) for k in DEFAULT_METHODS]
-        seeds = seeds or 3
-        name = str(overrides["task"]).rpartition(":")[2]  # a plug-in reference's attribute, not its path
-        out = out or Path("runs") / f"compare-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / RESULT).exists():
-            raise ConfigError(f"{out} already holds a comparison; continue it with `searchmgr compare --resume {out}`")
+        methods, seeds, out = _fresh(methods, seeds, out, overrides)
         result = None
     # everything is checked before any training: every method's configuration, on the task itself
     configs = {}
@@ -155,12 +137,7 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
         configs[m.key] = config
     objective = task.objective
     if result is None:
-        result = {"task": config.task, "objective": {"metric": objective.metric, "direction":
-                  objective.direction.value, "test_metric": objective.test_metric},
-                  "budget_steps": config.budget.steps, "horizon": config.horizon,
-                  "task_options": config.task_options, "overrides": json.loads(json.dumps(overrides, default=str)),
-                  "task_info": json.loads(json.dumps(task.info(), default=str)),  # grpo_arith: the warm-up's print
-                  "seeds": seeds, "methods": {}}
+        result = _header(config, task, overrides, seeds)
     result["seeds"] = seeds
     for m in methods:
         result["methods"].setdefault(m.key, {"seeds": []})
@@ -184,9 +161,56 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
         result["methods"][m.key]["seeds"].append({"seed": seed, "run": str(run), **summary})
         _aggregate(result)
         _write(out, result)
-        fmt = lambda v: "-" if v is None else f"{v:.4g}"
         say(f"    best {objective.metric}={fmt(summary['best_val'])} (test {fmt(summary['test'])}), "
             f"steps {summary['steps_used']}/{config.budget.steps}, {time.perf_counter() - t0:.0f}s")
+    _conclude(out, result, say)
+    return result
+
+
+def _reopen(out: Path, overrides: dict) -> dict:
+    """The comparison stored at ``out`` (``--resume``), checked; a resume may add methods and seeds, nothing else."""
+    if not (out / RESULT).exists():
+        raise ConfigError(f"{out} holds no {RESULT}; start a comparison with `searchmgr compare task=... out={out}`")
+    try:
+        result = json.loads((out / RESULT).read_text())
+        if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
+            raise ValueError("no methods")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigError(f"{out / RESULT} is not a comparison ({exc}); its runs under {out} are untouched: move "
+                          f"that file aside and start the comparison again with its words and out={out}; runs "
+                          f"already there resume instead of starting over") from None
+    if overrides:
+        raise ConfigError(f"resume keeps the task, options and budget of the comparison; it may only add "
+                          f"methods= or seeds=; drop {sorted(overrides)}")
+    return result
+
+
+def _fresh(methods: list | None, seeds: int | None, out: Path | None,
+           overrides: dict) -> tuple[list, int, Path]:
+    """A new comparison's methods (the defaults unless given), seeds (3) and folder (named after the task)."""
+    if "task" not in overrides:
+        raise ConfigError("which task? add task=<name>; see `searchmgr tasks`")
+    methods = methods or [Method.parse(k) for k in DEFAULT_METHODS]
+    name = str(overrides["task"]).rpartition(":")[2]  # a plug-in reference's attribute, not its path
+    out = out or Path("runs") / f"compare-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / RESULT).exists():
+        raise ConfigError(f"{out} already holds a comparison; continue it with `searchmgr compare --resume {out}`")
+    return methods, seeds or 3, out
+
+
+def _header(config, task, overrides: dict, seeds: int) -> dict:
+    """What a new compare.json records before its first run."""
+    objective = task.objective
+    return {"task": config.task, "objective": {"metric": objective.metric, "direction":
+            objective.direction.value, "test_metric": objective.test_metric},
+            "budget_steps": config.budget.steps, "horizon": config.horizon,
+            "task_options": config.task_options, "overrides": json.loads(json.dumps(overrides, default=str)),
+            "task_info": json.loads(json.dumps(task.info(), default=str)),  # grpo_arith: the warm-up's print
+            "seeds": seeds, "methods": {}}
+
+
+def _conclude(out: Path, result: dict, say) -> None:
+    """Write the finished comparison (json, markdown, figure) and print its table."""
     _aggregate(result)
     _write(out, result)
     from searchmgr.analysis.compare import render_markdown
@@ -197,7 +221,6 @@ def compare(words: Sequence[str] = (), resume: str | Path | None = None, say=pri
             say(f"{key} completed no schedule (no chain reached the horizon) in {len(entry['seeds'])} seed(s): "
                 "it has no result; give it a larger budget.steps")
     say(f"wrote {out / RESULT}, {out / 'compare.md'} and {out / 'compare.png'}")
-    return result
 
 
 def _aggregate(result: dict) -> None:
