@@ -21,6 +21,7 @@ from searchmgr.run import Run
 from searchmgr.sanitize import Redactor, cap, fmt, for_terminal, one_line
 from searchmgr.schedule import export_schedule
 from searchmgr.store import NodeStatus
+from searchmgr.store.space import is_full
 from searchmgr.tasks import SourceKind, available, load_task
 
 MAX_ERROR_CHARS = 2_000  # an error message printed in full up to this size
@@ -411,10 +412,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.fn(args)
     except UserError as e:  # its message names the fix; anything else is a bug and shows its traceback
         return _error(str(e))
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, OSError) as e:
+        if is_full(e):  # not damage: once space is freed, the same command goes on
+            return _error(f"no space left on the disk ({e}): free space there and run the command again "
+                          "(a run resumes with --resume; nothing of it is damaged)")
+        if isinstance(e, OSError):  # a path the user gave cannot be written or read
+            return _error(f"{e.strerror or e}: {e.filename or ''}")
         return _error(f"the run's tree.db is damaged ({e}); restore it from a copy or start a new run")
-    except OSError as e:  # a path the user gave cannot be written or read
-        return _error(f"{e.strerror or e}: {e.filename or ''}")
     except KeyboardInterrupt:
         run = getattr(args, "resume", None)
         print(f"\ninterrupted; continue with `searchmgr {args.command} --resume {run}`" if run else "\ninterrupted",

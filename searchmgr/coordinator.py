@@ -43,7 +43,9 @@ from searchmgr.rundir import RunLock
 from searchmgr.stoppers import Peer, StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
 from searchmgr.signals import StopSignals
-from searchmgr.store import CommandKind, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict
+from searchmgr.store import (
+    CommandKind, DecisionKind, DiskFull, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict,
+)
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
 from searchmgr.telemetry import noise, summarize
@@ -429,6 +431,8 @@ class Coordinator:
                 break
             for result in self.executor.wait(_Signalled(self)):
                 self.tell(self._signal_stopped(result))
+                if result.disk_full:  # the node is interrupted (retrained by --resume); nothing else can train
+                    raise DiskFull(result.error)
                 trained += not result.interrupted
                 train_s += result.train_s
         if not self.stopping and self.config.select.reevaluate:  # a finished run names its best by fresh scores

@@ -36,6 +36,7 @@ from searchmgr.config import ConfigError, SearchConfig, build_config
 from searchmgr.errors import UserError
 from searchmgr.sanitize import Redactor, shorten
 from searchmgr.store import CorruptStore, StoreError, TreeStore, faults
+from searchmgr.store.space import disk_full, is_full
 
 DB_NAME = "tree.db"
 CONFIG_NAME = "config.json"
@@ -276,9 +277,12 @@ def create_run(run_dir: Path, build: Callable[[Path, TreeStore], None], redact: 
                                   "choose another out=") from None
             raise
         _fsync_dir(parent)
-    except BaseException:
+    except BaseException as e:
         lock.release()
         shutil.rmtree(stage, ignore_errors=True)
+        if is_full(e):  # name the run asked for, not the hidden directory it was built in (removed now)
+            raise disk_full(run_dir, f"creating the run {shorten(str(run_dir))}",
+                            then="run the same command again: nothing was created") from e
         raise
     try:  # the lock is on the lock file's inode: it moved with the directory and is still ours
         return Run(run_dir, lock, TreeStore(run_dir / DB_NAME, redact=redact))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -28,7 +29,7 @@ from searchmgr.repair import repair
 from searchmgr.rundir import CONFIG_NAME, Run
 from searchmgr.sanitize import Redactor, cap, shorten
 from searchmgr.signals import StopSignals
-from searchmgr.store import EventKind, NodeStatus, RunState, TreeStore, save_checkpoint
+from searchmgr.store import DiskFull, EventKind, NodeStatus, RunState, StoreError, TreeStore, save_checkpoint
 from searchmgr.tasks import Task, TaskError, load_task, reference_of, source_change
 
 
@@ -218,8 +219,20 @@ def explore(overrides: Sequence[str] | Mapping[str, Any] = (), resume: str | Pat
             coordinator.store.set_run_state(coordinator.search_id, RunState.STOPPED, why)
             raise
         except Exception as e:
-            coordinator.store.set_run_state(coordinator.search_id, RunState.FAILED, f"{type(e).__name__}: {e}")
+            record_failure(coordinator.store, coordinator.search_id, e)
             raise
         finally:
             coordinator.close()
+
+
+def record_failure(store: TreeStore, search_id: int, error: Exception) -> None:
+    """The owner ends on an error: the nodes it was training become interrupted (``--resume`` retrains them) and
+    the run's state says failed, with why. When the store cannot take it either (a full disk), the error says so."""
+    try:
+        ids = store.interrupt_running(search_id)
+        if ids:
+            store.add_event(search_id, EventKind.INTERRUPTED, f"nodes {ids} interrupted: {type(error).__name__}")
+        store.set_run_state(search_id, RunState.FAILED, f"{type(error).__name__}: {error}")
+    except (StoreError, DiskFull, sqlite3.Error) as e:
+        error.add_note(f"(the run's state could not be recorded: {e}; readers show it as interrupted)")
 

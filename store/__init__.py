@@ -1,6 +1,7 @@
 """Persistence: the SQLite tree (sqlite-utils) and checkpoint files."""
 
 from searchmgr.store.checkpoints import CheckpointCorrupt, load_checkpoint, roundtrip, save_checkpoint
+from searchmgr.store.space import DiskFull
 from searchmgr.store.db import (
     CommandKind, CommandRecord, CommandStatus, CorruptStore, DecisionKind, DecisionRecord, EventKind, Node,
     NodeNotFound, NodeStatus, RunState, StoreError, TreeStore, Verdict,
@@ -8,6 +9,6 @@ from searchmgr.store.db import (
 
 __all__ = [
     "CheckpointCorrupt", "load_checkpoint", "roundtrip", "save_checkpoint", "CommandKind", "CommandRecord", "CommandStatus",
-    "CorruptStore", "DecisionKind", "DecisionRecord", "EventKind", "RunState",
+    "CorruptStore", "DecisionKind", "DecisionRecord", "DiskFull", "EventKind", "RunState",
     "Node", "NodeNotFound", "NodeStatus", "StoreError", "TreeStore", "Verdict",
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from searchmgr.errors import UserError
+from searchmgr.store.space import disk_full, is_full
 
 
 class CheckpointCorrupt(UserError, RuntimeError):
@@ -35,10 +36,16 @@ def save_checkpoint(state: dict, path: Path) -> str:
     digest = hashlib.sha256(data).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # no half-written file left behind
+        if is_full(e):
+            raise disk_full(path.parent.parent, f"writing {path.parent.name}/{path.name}") from e
+        raise
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

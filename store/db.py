@@ -48,6 +48,7 @@ import sqlite_utils
 from searchmgr.errors import UserError
 from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_STORED_CHARS, Redactor, cap
 from searchmgr.store import faults
+from searchmgr.store.space import disk_full, is_full
 
 
 class StoreError(UserError, RuntimeError):
@@ -464,14 +465,19 @@ class TreeStore:
                 yield
             return
         faults.point()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:  # the transaction failed whole: a full disk damages nothing
+            if is_full(e):
+                raise disk_full(self.path.parent, f"writing {self.path.name}") from e
             raise
-        conn.execute("COMMIT")
 
     def _text(self, text: str | None, limit: int = MAX_STORED_CHARS) -> str | None:
         """Outside text as stored: secrets redacted, size capped."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol
 
 from searchmgr.errors import UserError
-from searchmgr.store import CheckpointCorrupt, load_checkpoint, save_checkpoint
+from searchmgr.store import CheckpointCorrupt, DiskFull, load_checkpoint, save_checkpoint
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
 
@@ -73,6 +73,7 @@ class Trained:
     interrupted: bool = False
     parent_damaged: str | None = None  # the parent's checkpoint is missing or corrupt (why)
     broke_contract: bool = False  # the error is the task's TaskContractError: the search stops
+    disk_full: bool = False  # its checkpoint could not be written (``error`` says where): the search stops, resumable
 
 
 class EvalSink(Protocol):
@@ -104,6 +105,8 @@ def run_job(job: Job, task: Task, on_eval) -> Trained:
         sha = None
         if not result.stopped and result.checkpoint is not None:
             sha = save_checkpoint(result.checkpoint, job.checkpoint)
+    except DiskFull as e:  # not the segment's fault: it is retrained once space is freed
+        return Trained(job.node_id, interrupted=True, error=str(e), disk_full=True)
     except Exception as e:  # a crashing segment fails its node, loudly; the search goes on
         return Trained(job.node_id, train_s=time.perf_counter() - t0 - callback_s,
                        error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
