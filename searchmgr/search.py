@@ -153,11 +153,11 @@ def _resume(run: Run, overrides: Mapping[str, Any] | None, reporter: Reporter | 
     config = build_config(merge(stored, {k: v for k, v in overrides.items() if k != "out"}))
     config = config.model_copy(update={"out": run_dir})
     config, task = resolve(config, task)
-    if task.surface.fingerprint() != row["surface_fingerprint"]:
+    if not task.surface.same_as(row["surface_fingerprint"]):
         raise ConfigError(
             f"the action surface of task {task.name} changed since this run was created "
-            f"({row['surface_fingerprint']} -> {task.surface.fingerprint()}); resume refuses it because the "
-            "stored recipes would no longer mean the same; start a new run")
+            f"({task.surface.difference(row['surface'])}); resume refuses it because the stored recipes would no "
+            "longer mean the same; start a new run")
     store.redact = Redactor.from_env(config.manager.api_key_env)
     store.update_search_config(row["id"], config.model_dump(mode="json"))
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))

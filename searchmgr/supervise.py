@@ -267,9 +267,10 @@ class Supervisor:
                 raise ConfigError(f"{run_dir} is a search, not a supervised run; continue it with "
                                   f"`searchmgr explore --resume {run_dir}`")
             config, task = resolve(build_config(merge(row["config"], overrides)))
-            if task.surface.fingerprint() != row["surface_fingerprint"]:
-                raise ConfigError(f"the action surface of task {task.name} changed since this run was created; "
-                                  "resume refuses it because the stored recipes would no longer mean the same")
+            if not task.surface.same_as(row["surface_fingerprint"]):
+                raise ConfigError(f"the action surface of task {task.name} changed since this run was created "
+                                  f"({task.surface.difference(row['surface'])}); resume refuses it because the "
+                                  "stored recipes would no longer mean the same")
             settings = parse_settings(raw_settings, stored).resolved(config)
             if settings.baseline != stored["baseline"]:
                 raise ConfigError("resume cannot change baseline; start a new run instead")

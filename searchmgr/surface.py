@@ -114,6 +114,10 @@ class Knob:
         }
 
 
+WORDS = ("effect", "caution", "why", "text")  # what explains a knob or a constraint, not what it means
+FINGERPRINT_V2 = "v2:"  # a fingerprint of meanings, constraints included (earlier runs: knob descriptions)
+
+
 class RecipeError(UserError, ValueError):
     """A recipe that does not fit the action surface."""
 
@@ -226,9 +230,39 @@ class ActionSurface:
         return out
 
     def fingerprint(self) -> str:
-        """A hash of everything that defines the surface (resume refuses a change)."""
+        """A hash of what the stored recipes mean (resume refuses a change): every knob's name, range, scale,
+        type, step limit and role, and every constraint's kind, knobs and value -- not the words that explain
+        them (rewording a knob's effect or a constraint's reason changes nothing)."""
+        meaning = {"knobs": [{k: v for k, v in d.items() if k not in WORDS} for d in self.describe()],
+                   "constraints": [{k: v for k, v in c.describe().items() if k not in WORDS}
+                                   for c in self.constraints]}
+        return FINGERPRINT_V2 + hashlib.sha256(json.dumps(meaning, sort_keys=True).encode()).hexdigest()[:16]
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint runs stored before constraints were part of it (knob descriptions, words included)."""
         payload = json.dumps([k.describe() for k in self.knobs], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def same_as(self, stored_fingerprint: str) -> bool:
+        """Whether a run stored with ``stored_fingerprint`` (either version) means the same by its recipes."""
+        if stored_fingerprint.startswith(FINGERPRINT_V2):
+            return stored_fingerprint == self.fingerprint()
+        return stored_fingerprint == self.legacy_fingerprint()
+
+    def difference(self, stored_knobs: list[dict]) -> str:
+        """What changed from a stored description of the knobs (``searches.surface``), in words."""
+        now = {d["name"]: d for d in self.describe()}
+        before = {d.get("name"): d for d in stored_knobs if isinstance(d, dict)}
+        out = [f"knob {n} added" for n in now if n not in before] + \
+              [f"knob {n} removed" for n in before if n not in now]
+        for name in sorted(set(now) & set(before)):
+            for key in sorted(set(now[name]) | set(before[name])):
+                if now[name].get(key) != before[name].get(key):
+                    out.append(f"{name}.{key}: {before[name].get(key)!r} -> {now[name].get(key)!r}")
+        if not out:
+            rules = "; ".join(c.text() for c in self.constraints) or "none"
+            out.append(f"its constraints (now: {rules})")
+        return ", ".join(out)
 
     def describe(self) -> list[dict]:
         return [k.describe() for k in self.knobs]

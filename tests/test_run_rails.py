@@ -70,3 +70,24 @@ def test_a_damaged_root_leaves_its_intact_descendants_expandable(tmp_path):
         nodes = s.nodes(s.search()["id"])
     trained = [n for n in nodes if n.id not in before and n.status.name == "DONE"]
     assert trained and all(n.parent_id != 1 for n in trained)  # grown below the root's intact children
+
+
+def test_the_surface_fingerprint_covers_constraints_not_wording(toy_surface):
+    import dataclasses
+
+    from searchmgr.surface import Constraint, ConstraintKind
+
+    cap = Constraint(ConstraintKind.SUM_AT_MOST, ("dropout", "weight_decay"), 0.6, "regularization budget")
+    with_cap = dataclasses.replace(toy_surface, constraints=(cap,))
+    reworded = dataclasses.replace(
+        with_cap, knobs=tuple(dataclasses.replace(k, effect=k.effect + " (reworded)") for k in with_cap.knobs),
+        constraints=(dataclasses.replace(cap, why="another reason"),))
+    tighter = dataclasses.replace(with_cap, constraints=(dataclasses.replace(cap, value=0.4),))
+    assert reworded.fingerprint() == with_cap.fingerprint()  # words do not change what recipes mean
+    assert tighter.fingerprint() != with_cap.fingerprint() != toy_surface.fingerprint()
+    assert not tighter.same_as(with_cap.fingerprint())
+    assert "constraints" in tighter.difference(with_cap.describe()) and "0.4" in tighter.difference(with_cap.describe())
+    wider = dataclasses.replace(toy_surface, knobs=(dataclasses.replace(toy_surface.knobs[0], high=1.0),
+                                                    *toy_surface.knobs[1:]))
+    assert "lr.range" in wider.difference(toy_surface.describe())
+    assert toy_surface.same_as(toy_surface.legacy_fingerprint())  # runs stored before keep resuming
