@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -316,10 +317,27 @@ class ArmTask(Task):
     def train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
         cfg = self.cfg
         recipe = self.surface.check(recipe)
-        N, T, B = cfg.num_envs, cfg.rollout_steps, cfg.batch_size
-        minibatch = B // cfg.num_minibatches
+        live = self._resume(checkpoint)
+        self._apply(live, recipe, checkpoint["applied"])  # only here, at the segment boundary
+        buf = _Rollout.empty(cfg.rollout_steps, cfg.num_envs)
+        metrics: dict[str, float] = {}
+        for i in range(1, segment.steps + 1):
+            magnitude = self._rollout(live, buf)  # T steps in each of the N environments
+            adv, ret = self._advantages(live, buf)  # GAE
+            update = self._update(live, buf, adv, ret, recipe)  # clipped PPO over shuffled minibatches
+            last_step = i == segment.steps
+            if i % segment.eval_every == 0 or last_step:
+                metrics = self._metrics(live, buf, ret, update, magnitude / cfg.batch_size)
+                metrics.update(self._eval_metrics(live.actor, recipe, "val"))
+                if last_step:
+                    metrics.update(self._eval_metrics(live.actor, recipe, "test"))
+                if on_eval(segment.start_step + i, metrics) and not last_step:
+                    return SegmentResult(None, i, metrics, stopped=True)
+        return SegmentResult(live.checkpoint(recipe, cfg), segment.steps, metrics)
 
-        # resume networks, optimizers, RNG and environments from the parent's checkpoint
+    def _resume(self, checkpoint: dict) -> "_Live":
+        """Networks, optimizers, generator and environments as the parent's checkpoint left them."""
+        cfg = self.cfg
         actor, critic = Actor(cfg.hidden), critic_net(cfg.hidden)
         actor.load_state_dict(checkpoint["actor"])
         critic.load_state_dict(checkpoint["critic"])
@@ -329,140 +347,190 @@ class ArmTask(Task):
         critic_opt.load_state_dict(checkpoint["critic_optim"])
         gen = torch.Generator()
         gen.set_state(checkpoint["rng"])
-        envs = [make_env(cfg.max_steps) for _ in range(N)]
+        envs = [make_env(cfg.max_steps) for _ in range(cfg.num_envs)]
         for env, state in zip(envs, checkpoint["envs"]):
             env.set_state(state)
-        obs = np.array(checkpoint["obs"], dtype=np.float32)  # (N, OBS_DIM)
-        ep_return, ep_length = list(checkpoint["ep_return"]), list(checkpoint["ep_length"])
-        window = deque(checkpoint["window"], maxlen=cfg.train_window)  # (success, collision, return, final_dist, length)
-        update, env_steps = checkpoint["update"], checkpoint["env_steps"]
+        return _Live(actor, critic, actor_opt, critic_opt, gen, envs,
+                     obs=np.array(checkpoint["obs"], dtype=np.float32),  # (N, OBS_DIM)
+                     ep_return=list(checkpoint["ep_return"]), ep_length=list(checkpoint["ep_length"]),
+                     window=deque(checkpoint["window"], maxlen=cfg.train_window),
+                     update=checkpoint["update"], env_steps=checkpoint["env_steps"])
 
-        # apply the recipe: only here, at the segment boundary
-        mean_group, log_std_group = actor_opt.param_groups
+    def _apply(self, live: "_Live", recipe: Recipe, applied: Recipe | None) -> None:
+        """The recipe into the optimizers, the policy's noise (when it changed) and the environments."""
+        mean_group, log_std_group = live.actor_opt.param_groups
         mean_group["lr"] = recipe["actor_lr"]
-        log_std_group["lr"] = recipe["actor_lr"] * cfg.log_std_lr_scale
-        applied = checkpoint["applied"]
+        log_std_group["lr"] = recipe["actor_lr"] * self.cfg.log_std_lr_scale
         if applied is None or not math.isclose(applied["action_std"], recipe["action_std"], rel_tol=1e-9):
             with torch.no_grad():
-                actor.log_std.fill_(math.log(min(max(recipe["action_std"], STD_LOW), STD_HIGH)))
-        for env in envs:
+                live.actor.log_std.fill_(math.log(min(max(recipe["action_std"], STD_LOW), STD_HIGH)))
+        for env in live.envs:
             env.movement_cost, env.safety_penalty = recipe["movement_cost"], recipe["safety_penalty"]
 
-        obs_buf = torch.zeros(T, N, OBS_DIM)
-        act_buf = torch.zeros(T, N, ACT_DIM)
-        logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(T, N) for _ in range(4))
-        metrics: dict[str, float] = {}
-        for i in range(1, segment.steps + 1):
-            # rollout: T steps in each of the N environments; episodes reset as they end
-            mag_sum = 0.0
-            for t in range(T):
-                obs_t = torch.tensor(obs)  # (N, OBS_DIM), a copy: obs is overwritten below
-                with torch.no_grad():
-                    dist = actor(obs_t)
-                    action = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=gen)  # (N, ACT_DIM)
-                    logp_buf[t] = dist.log_prob(action).sum(-1)  # (N,)
-                    val_buf[t] = critic(obs_t).squeeze(-1)  # (N,)
-                obs_buf[t], act_buf[t] = obs_t, action
-                executed = action.clamp(-1.0, 1.0).numpy()  # the env clips too; clip here to measure it
-                mag_sum += float(np.linalg.norm(executed, axis=1).sum())
-                for n, env in enumerate(envs):
-                    o, r, term, trunc, info = env.step(executed[n])
-                    ep_return[n] += r
-                    ep_length[n] += 1
-                    if trunc and not term:  # time limit: bootstrap from the value of the last observation
-                        with torch.no_grad():
-                            r += cfg.gamma * critic(torch.from_numpy(o)).item()
-                    rew_buf[t, n] = r
-                    done_buf[t, n] = float(term or trunc)
-                    if term or trunc:
-                        window.append((float(info["safe_success"]), float(info["collision"]), ep_return[n],
-                                       info["distance"], ep_length[n]))
-                        ep_return[n], ep_length[n] = 0.0, 0
-                        o, _ = env.reset()
-                    obs[n] = o
-            env_steps += B
-
-            # GAE: advantages and returns, cut at episode ends (done[t] = the episode ended after step t)
+    def _rollout(self, live: "_Live", buf: "_Rollout") -> float:
+        """T steps in each of the N environments into ``buf``; episodes reset as they end. Returns the summed
+        magnitude of the executed actions."""
+        cfg, obs, gen = self.cfg, live.obs, live.gen
+        mag_sum = 0.0
+        for t in range(cfg.rollout_steps):
+            obs_t = torch.tensor(obs)  # (N, OBS_DIM), a copy: obs is overwritten below
             with torch.no_grad():
-                next_value = critic(torch.from_numpy(obs)).squeeze(-1)  # (N,)
-            adv = torch.zeros(T, N)
-            last = torch.zeros(N)
-            for t in reversed(range(T)):
-                nv = next_value if t == T - 1 else val_buf[t + 1]
-                nonterminal = 1.0 - done_buf[t]
-                delta = rew_buf[t] + cfg.gamma * nv * nonterminal - val_buf[t]
-                last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
-                adv[t] = last
-            ret = adv + val_buf  # (T, N)
-
-            # clipped PPO update over shuffled minibatches
-            b_obs, b_act = obs_buf.reshape(B, OBS_DIM), act_buf.reshape(B, ACT_DIM)
-            b_logp, b_adv, b_ret = logp_buf.reshape(B), adv.reshape(B), ret.reshape(B)
-            clipfracs, kls = [], []
-            for _ in range(cfg.update_epochs):
-                perm = torch.randperm(B, generator=gen)
-                for s in range(0, B, minibatch):
-                    idx = perm[s:s + minibatch]
-                    dist = actor(b_obs[idx])
-                    logratio = dist.log_prob(b_act[idx]).sum(-1) - b_logp[idx]  # (M,)
-                    ratio = logratio.exp()
+                dist = live.actor(obs_t)
+                action = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=gen)  # (N, ACT_DIM)
+                buf.logp[t] = dist.log_prob(action).sum(-1)  # (N,)
+                buf.val[t] = live.critic(obs_t).squeeze(-1)  # (N,)
+            buf.obs[t], buf.act[t] = obs_t, action
+            executed = action.clamp(-1.0, 1.0).numpy()  # the env clips too; clip here to measure it
+            mag_sum += float(np.linalg.norm(executed, axis=1).sum())
+            for n, env in enumerate(live.envs):
+                o, r, term, trunc, info = env.step(executed[n])
+                live.ep_return[n] += r
+                live.ep_length[n] += 1
+                if trunc and not term:  # time limit: bootstrap from the value of the last observation
                     with torch.no_grad():
-                        kls.append(((ratio - 1) - logratio).mean().item())
-                        clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
-                    mb_adv = (b_adv[idx] - b_adv[idx].mean()) / (b_adv[idx].std() + 1e-8)  # (M,)
-                    pg_loss = torch.max(-mb_adv * ratio,
-                                        -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
-                    entropy = dist.entropy().sum(-1).mean()
-                    actor_loss = pg_loss - recipe["ent_coef"] * entropy
-                    actor_opt.zero_grad(set_to_none=True)
-                    actor_loss.backward()
-                    nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
-                    actor_opt.step()
-                    with torch.no_grad():
-                        actor.log_std.clamp_(math.log(STD_LOW), math.log(STD_HIGH))
-                    v_loss = 0.5 * (critic(b_obs[idx]).squeeze(-1) - b_ret[idx]).pow(2).mean()
-                    critic_opt.zero_grad(set_to_none=True)
-                    v_loss.backward()
-                    nn.utils.clip_grad_norm_(critic.parameters(), cfg.max_grad_norm)
-                    critic_opt.step()
-            update += 1
+                        r += cfg.gamma * live.critic(torch.from_numpy(o)).item()
+                buf.rew[t, n] = r
+                buf.done[t, n] = float(term or trunc)
+                if term or trunc:
+                    live.window.append((float(info["safe_success"]), float(info["collision"]), live.ep_return[n],
+                                        info["distance"], live.ep_length[n]))
+                    live.ep_return[n], live.ep_length[n] = 0.0, 0
+                    o, _ = env.reset()
+                obs[n] = o
+        live.env_steps += cfg.batch_size
+        return mag_sum
 
-            # evaluate
-            last_step = i == segment.steps
-            if i % segment.eval_every == 0 or last_step:
+    def _advantages(self, live: "_Live", buf: "_Rollout") -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE advantages and returns, each (T, N), cut at episode ends (done[t] = the episode ended after t)."""
+        cfg = self.cfg
+        T, N = cfg.rollout_steps, cfg.num_envs
+        with torch.no_grad():
+            next_value = live.critic(torch.from_numpy(live.obs)).squeeze(-1)  # (N,)
+        adv = torch.zeros(T, N)
+        last = torch.zeros(N)
+        for t in reversed(range(T)):
+            nv = next_value if t == T - 1 else buf.val[t + 1]
+            nonterminal = 1.0 - buf.done[t]
+            delta = buf.rew[t] + cfg.gamma * nv * nonterminal - buf.val[t]
+            last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
+            adv[t] = last
+        return adv, adv + buf.val
+
+    def _update(self, live: "_Live", buf: "_Rollout", adv: torch.Tensor, ret: torch.Tensor,
+                recipe: Recipe) -> "_Update":
+        """Clipped PPO over shuffled minibatches, ``update_epochs`` times; the actor's log-std stays in bounds."""
+        cfg, B = self.cfg, self.cfg.batch_size
+        minibatch = B // cfg.num_minibatches
+        b_obs, b_act = buf.obs.reshape(B, OBS_DIM), buf.act.reshape(B, ACT_DIM)
+        b_logp, b_adv, b_ret = buf.logp.reshape(B), adv.reshape(B), ret.reshape(B)
+        clipfracs, kls = [], []
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(B, generator=live.gen)
+            for s in range(0, B, minibatch):
+                idx = perm[s:s + minibatch]
+                dist = live.actor(b_obs[idx])
+                logratio = dist.log_prob(b_act[idx]).sum(-1) - b_logp[idx]  # (M,)
+                ratio = logratio.exp()
                 with torch.no_grad():
-                    std = actor.log_std.exp()  # (1, ACT_DIM)
-                    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + actor.log_std).sum().item()
-                    var_y = b_ret.var()
-                    explained = float("nan") if var_y == 0 else (1 - (b_ret - val_buf.reshape(B)).var() / var_y).item()
-                metrics = {
-                    "rl/env_steps": env_steps, "rl/updates": update, "rl/episodes": len(window),
-                    "rl/action_std": std.mean().item(), "rl/entropy": entropy, "rl/action_magnitude": mag_sum / B,
-                    "rl/pg_loss": pg_loss.item(), "rl/v_loss": v_loss.item(),
-                    "rl/approx_kl": float(np.mean(kls)), "rl/clipfrac": float(np.mean(clipfracs)),
-                }
-                if window:  # rolling means over the last finished training episodes
-                    w = np.array(window, dtype=np.float64).mean(0)  # (5,)
-                    metrics.update({"rl/safe_success": w[0], "rl/collision_rate": w[1], "rl/return": w[2],
-                                    "rl/final_dist": w[3], "rl/episode_length": w[4]})
-                if math.isfinite(explained):
-                    metrics["rl/explained_variance"] = explained
-                metrics = {k: float(v) for k, v in metrics.items()}
-                metrics.update(self._eval_metrics(actor, recipe, "val"))
-                if last_step:
-                    metrics.update(self._eval_metrics(actor, recipe, "test"))
-                if on_eval(segment.start_step + i, metrics) and not last_step:
-                    return SegmentResult(None, i, metrics, stopped=True)
+                    kls.append(((ratio - 1) - logratio).mean().item())
+                    clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
+                mb_adv = (b_adv[idx] - b_adv[idx].mean()) / (b_adv[idx].std() + 1e-8)  # (M,)
+                pg_loss = torch.max(-mb_adv * ratio,
+                                    -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                entropy = dist.entropy().sum(-1).mean()
+                actor_loss = pg_loss - recipe["ent_coef"] * entropy
+                live.actor_opt.zero_grad(set_to_none=True)
+                actor_loss.backward()
+                nn.utils.clip_grad_norm_(live.actor.parameters(), cfg.max_grad_norm)
+                live.actor_opt.step()
+                with torch.no_grad():
+                    live.actor.log_std.clamp_(math.log(STD_LOW), math.log(STD_HIGH))
+                v_loss = 0.5 * (live.critic(b_obs[idx]).squeeze(-1) - b_ret[idx]).pow(2).mean()
+                live.critic_opt.zero_grad(set_to_none=True)
+                v_loss.backward()
+                nn.utils.clip_grad_norm_(live.critic.parameters(), cfg.max_grad_norm)
+                live.critic_opt.step()
+        live.update += 1
+        return _Update(pg_loss.item(), v_loss.item(), float(np.mean(kls)), float(np.mean(clipfracs)))
 
-        ckpt = {
-            "actor": actor.state_dict(), "critic": critic.state_dict(),
-            "actor_optim": actor_opt.state_dict(), "critic_optim": critic_opt.state_dict(),
-            "update": update, "env_steps": env_steps, "rng": gen.get_state(),
-            "envs": [env.get_state() for env in envs], "obs": obs.copy(),
-            "ep_return": ep_return, "ep_length": ep_length, "window": list(window),
+    def _metrics(self, live: "_Live", buf: "_Rollout", ret: torch.Tensor, update: "_Update",
+                 magnitude: float) -> dict[str, float]:
+        """The training metrics after an update (``rl/...``); episode means over the last finished episodes."""
+        B = self.cfg.batch_size
+        b_ret = ret.reshape(B)
+        with torch.no_grad():
+            std = live.actor.log_std.exp()  # (1, ACT_DIM)
+            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + live.actor.log_std).sum().item()
+            var_y = b_ret.var()
+            explained = float("nan") if var_y == 0 else (1 - (b_ret - buf.val.reshape(B)).var() / var_y).item()
+        metrics = {
+            "rl/env_steps": live.env_steps, "rl/updates": live.update, "rl/episodes": len(live.window),
+            "rl/action_std": std.mean().item(), "rl/entropy": entropy, "rl/action_magnitude": magnitude,
+            "rl/pg_loss": update.pg_loss, "rl/v_loss": update.v_loss,
+            "rl/approx_kl": update.approx_kl, "rl/clipfrac": update.clipfrac,
+        }
+        if live.window:  # rolling means over the last finished training episodes
+            w = np.array(live.window, dtype=np.float64).mean(0)  # (5,)
+            metrics.update({"rl/safe_success": w[0], "rl/collision_rate": w[1], "rl/return": w[2],
+                            "rl/final_dist": w[3], "rl/episode_length": w[4]})
+        if math.isfinite(explained):
+            metrics["rl/explained_variance"] = explained
+        return {k: float(v) for k, v in metrics.items()}
+
+
+@dataclass
+class _Live:
+    """One segment's training state: networks, optimizers, generator, environments, running episodes."""
+
+    actor: Actor
+    critic: nn.Module
+    actor_opt: torch.optim.Adam
+    critic_opt: torch.optim.Adam
+    gen: torch.Generator
+    envs: list[TwoLinkReachEnv]
+    obs: np.ndarray  # (N, OBS_DIM), the environments' current observations
+    ep_return: list[float]
+    ep_length: list[int]
+    window: deque  # (success, collision, return, final_dist, length) of the last finished episodes
+    update: int
+    env_steps: int
+
+    def checkpoint(self, recipe: Recipe, cfg: PPOConfig) -> dict:
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "actor_optim": self.actor_opt.state_dict(), "critic_optim": self.critic_opt.state_dict(),
+            "update": self.update, "env_steps": self.env_steps, "rng": self.gen.get_state(),
+            "envs": [env.get_state() for env in self.envs], "obs": self.obs.copy(),
+            "ep_return": self.ep_return, "ep_length": self.ep_length, "window": list(self.window),
             "applied": dict(recipe), "config": cfg.model_dump(),
         }
-        return SegmentResult(ckpt, segment.steps, metrics)
+
+
+@dataclass
+class _Rollout:
+    """One rollout's buffers, each (T, N, ...)."""
+
+    obs: torch.Tensor
+    act: torch.Tensor
+    logp: torch.Tensor
+    rew: torch.Tensor
+    done: torch.Tensor
+    val: torch.Tensor
+
+    @classmethod
+    def empty(cls, T: int, N: int) -> "_Rollout":
+        logp, rew, done, val = (torch.zeros(T, N) for _ in range(4))
+        return cls(torch.zeros(T, N, OBS_DIM), torch.zeros(T, N, ACT_DIM), logp, rew, done, val)
+
+
+@dataclass(frozen=True)
+class _Update:
+    """What one PPO update reports: the last minibatch's losses, the mean approximate KL and clip fraction."""
+
+    pg_loss: float
+    v_loss: float
+    approx_kl: float
+    clipfrac: float
 
 
 class ArmScared(ArmTask):
