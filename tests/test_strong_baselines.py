@@ -86,6 +86,26 @@ def test_asha_starts_new_trials_only_when_one_can_finish_and_its_first_is_the_ba
     assert not isinstance(policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget_left=29), Grow)
 
 
+# hyperband --------------------------------------------------------------------------------------------------------
+def test_hyperband_stops_worse_chains_at_a_segment_end_and_keeps_the_best():
+    config, task = resolve(build_config({"task": "toy", "task_options": {"preset": "smoke"},
+                                         "policy": {"name": "hyperband", "base_first": False}}))
+    policy = make_policy(config, task)
+    nodes = [node(1, None, 0, recipe=task.base_recipe(), source="root")]
+    for i, loss in enumerate((0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90)):
+        step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=10 ** 6)
+        assert isinstance(step, Grow) and step.parent == 1, step  # every earlier chain stopped or is set aside
+        first = node(i + 2, 1, 1, loss, step.recipe, finished=float(i), source="hyperband", seg=20)
+        nodes.append(first)
+        policy.added(first, step.tag)
+        policy.told(first)  # done at step 20: the pruner is told the segment's last evaluation
+        if policy.continues(first, nodes):
+            nodes.append(node(100 + i, first.id, 2, status=NodeStatus.RUNNING, recipe=step.recipe, seg=20))
+    going = [n.id for n in nodes if n.depth == 1 and policy.continues(n, nodes)]
+    assert going[0] == 2 and len(going) < 7, going  # the best first chain goes on; some worse ones stop at the rung
+    assert not any(n.status is NodeStatus.RUNNING and n.parent_id not in going for n in nodes)
+
+
 # PB2 ----------------------------------------------------------------------------------------------------------
 def _population(gain_of):
     """Generation 1 of four members at lr positions 0.1..0.7 whose second-half gain is ``gain_of(position)``."""
