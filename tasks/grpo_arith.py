@@ -274,6 +274,56 @@ def _quiet_hf():
             hf_logging.enable_progress_bar()
 
 
+def _optimizer(model: Any, lr: float, state: dict | None) -> tuple:
+    """AdamW resumed from ``state`` (None: fresh) at the recipe's learning rate, held constant."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    if state is not None:
+        opt.load_state_dict(state)
+    for group in opt.param_groups:
+        group["lr"] = group["initial_lr"] = lr
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _telemetry(task: "GrpoArith", model: Any, tok: Any, recipe: Recipe, segment: Segment, rng: dict, start: int,
+               on_eval: OnEval) -> Any:
+    """The trainer callback of one segment: restores the RNG before the first step; at each evaluation, reports
+    and maybe stops. Its ``result`` holds the last metrics, the steps trained and whether it stopped."""
+    from transformers import TrainerCallback
+
+    class Telemetry(TrainerCallback):
+        def __init__(self):
+            self.result = {"metrics": {}, "stopped": False, "steps": 0, "logged": -1}
+            self.window: dict[str, list[float]] = {}
+
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == 0:  # after trl's set_seed and the dataloader's own draws
+                _set_rng_state(rng)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            result, window, i = self.result, self.window, state.global_step
+            if i == result["logged"]:  # the end-of-training summary repeats the last step
+                return
+            result["logged"] = i
+            for k, v in (logs or {}).items():
+                if k in TRL_KEYS and v is not None and math.isfinite(v):
+                    window.setdefault(TRL_KEYS[k], []).append(float(v))
+            last = i == segment.steps
+            if i % segment.eval_every and not last:
+                return
+            metrics = {k: sum(v) / len(v) for k, v in window.items() if v}
+            window.clear()
+            if "train/reward_correct" in metrics:
+                metrics["train/accuracy"] = metrics["train/reward_correct"]  # sampled, at the recipe's temperature
+            metrics["train/lr"] = recipe["lr"]
+            metrics.update(task.evaluate(model, tok, test=last))
+            result["metrics"], result["steps"] = metrics, i
+            if on_eval(start + i, metrics) and not last:
+                result["stopped"] = True
+                control.should_training_stop = True
+
+    return Telemetry()
+
+
 class GrpoArith(Task):
     name = "grpo_arith"
     family = Family.GRPO
@@ -385,100 +435,27 @@ class GrpoArith(Task):
             return self._train_segment(checkpoint, recipe, segment, on_eval)
 
     def _train_segment(self, checkpoint: dict, recipe: Recipe, segment: Segment, on_eval: OnEval) -> SegmentResult:
-        from transformers import PrinterCallback, TrainerCallback
-        from trl import GRPOConfig, GRPOTrainer
-        from datasets import Dataset
-
         recipe = self.surface.check(recipe)
         p, dev = self.preset, torch.device(self.options.device)
-        g, mu = int(recipe["num_generations"]), p.num_iterations
-        seed, start = int(checkpoint["seed"]), int(checkpoint["step"])
+        mu, seed, start = p.num_iterations, int(checkpoint["seed"]), int(checkpoint["step"])
 
         # resume the policy and AdamW from the parent's checkpoint; the learning rate is the recipe's, constant
         model, tok = self._load()  # its path (the warm-up model) is what trl loads as the KL reference
         model.load_state_dict(checkpoint["model"])
         model.to(dev)
-        opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], betas=(0.9, 0.99), weight_decay=0.0)
-        if checkpoint["optim"] is not None:
-            opt.load_state_dict(checkpoint["optim"])
-        for group in opt.param_groups:
-            group["lr"] = group["initial_lr"] = recipe["lr"]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        opt, sched = _optimizer(model, recipe["lr"], checkpoint["optim"])
 
-        # the prompts of every generation round this segment touches: a pure function of (seed, round)
-        per_round = p.batch // g
-        first_round, last_round = start // mu, (start + segment.steps - 1) // mu
-        rows = []
-        for r in range(first_round, last_round + 1):
-            for j in range(per_round):
-                prob = train_problem(seed, r, j, p.digits, self._held_out)
-                rows.append({"prompt": prob.prompt(p.digits), "answer": prob.answer})
-        dataset = Dataset.from_list(rows)
-
-        task, result = self, {"metrics": {}, "stopped": False, "steps": 0, "logged": -1}
-        window: dict[str, list[float]] = {}
-
-        class Telemetry(TrainerCallback):
-            """Restores the RNG before the first step; at each evaluation, reports and maybe stops."""
-
-            def on_step_begin(self, args, state, control, **kw):
-                if state.global_step == 0:  # after trl's set_seed and the dataloader's own draws
-                    _set_rng_state(checkpoint["rng"])
-
-            def on_log(self, args, state, control, logs=None, **kw):
-                i = state.global_step
-                if i == result["logged"]:  # the end-of-training summary repeats the last step
-                    return
-                result["logged"] = i
-                for k, v in (logs or {}).items():
-                    if k in TRL_KEYS and v is not None and math.isfinite(v):
-                        window.setdefault(TRL_KEYS[k], []).append(float(v))
-                last = i == segment.steps
-                if i % segment.eval_every and not last:
-                    return
-                metrics = {k: sum(v) / len(v) for k, v in window.items() if v}
-                window.clear()
-                if "train/reward_correct" in metrics:
-                    metrics["train/accuracy"] = metrics["train/reward_correct"]  # sampled, at the recipe's temperature
-                metrics["train/lr"] = recipe["lr"]
-                metrics.update(task.evaluate(model, tok, test=last))
-                result["metrics"], result["steps"] = metrics, i
-                if on_eval(start + i, metrics) and not last:
-                    result["stopped"] = True
-                    control.should_training_stop = True
-
+        # generation, reward and update: trl's GRPO over this segment's prompts; the telemetry callback
+        # restores the RNG before the first step, evaluates, reports and maybe stops
+        telemetry = _telemetry(self, model, tok, recipe, segment, checkpoint["rng"], start, on_eval)
         with tempfile.TemporaryDirectory(prefix="grpo_arith-") as out_dir:
-            args = GRPOConfig(
-                output_dir=out_dir, seed=seed, use_cpu=dev.type == "cpu", bf16=False, fp16=False,
-                report_to=[], save_strategy="no", disable_tqdm=True, logging_steps=1, log_level="warning",
-                max_steps=segment.steps, per_device_train_batch_size=p.batch, gradient_accumulation_steps=1,
-                activation_checkpointing=False, dataloader_num_workers=0, shuffle_dataset=False,
-                learning_rate=recipe["lr"], lr_scheduler_type="constant", max_grad_norm=1.0,
-                num_generations=g, num_iterations=mu, max_completion_length=int(recipe["max_completion_length"]),
-                temperature=recipe["temperature"], beta=recipe["beta"], epsilon=recipe["epsilon"],
-                reward_weights=[1.0, FORMAT_WEIGHT], disable_dropout=True, log_completions=False,
-            )
-            sampler = _StepSampler(start, segment.steps, mu, first_round, per_round, g)
-
-            class SegmentTrainer(GRPOTrainer):
-                def _get_train_sampler(self, dataset=None):
-                    return sampler
-
-            trainer = SegmentTrainer(
-                model=model, args=args, train_dataset=dataset, processing_class=tok,
-                reward_funcs=[correctness_reward, functools.partial(format_reward, eos_ids=[tok.eos_token_id])],
-                callbacks=[Telemetry()], optimizers=(opt, sched),
-            )
-            trainer.remove_callback(PrinterCallback)  # our telemetry goes through on_eval, not stdout
-            # a segment that starts inside a generation round continues it exactly (trl private state)
-            for attr in ("_step", "_buffered_inputs"):
-                if not hasattr(trainer, attr):
-                    raise RuntimeError(f"this trl version has no GRPOTrainer.{attr}; exact resume needs it")
+            trainer = self._trainer(model, tok, (opt, sched), telemetry, out_dir, recipe, segment, seed, start)
             buffer = checkpoint.get("trl_buffer")
             trainer._step = start % mu
             trainer._buffered_inputs = _to_device(buffer, dev) if buffer is not None and start % mu else None
             trainer.train()
 
+        result = telemetry.result
         if result["stopped"]:
             return SegmentResult(None, result["steps"], result["metrics"], stopped=True)
         ckpt = {
@@ -487,3 +464,48 @@ class GrpoArith(Task):
             "trl_buffer": _to_cpu(trainer._buffered_inputs) if (start + segment.steps) % mu else None,
         }
         return SegmentResult(ckpt, segment.steps, result["metrics"])
+
+    def _trainer(self, model, tok, optimizers: tuple, telemetry: Any, out_dir: str, recipe: Recipe, segment: Segment,
+                 seed: int, start: int):
+        """trl's GRPOTrainer for one segment: the recipe's settings, the prompts of every generation round the
+        segment touches (a pure function of seed and round) in order, and no output but the telemetry's."""
+        from datasets import Dataset
+        from transformers import PrinterCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        p, dev = self.preset, torch.device(self.options.device)
+        g, mu = int(recipe["num_generations"]), p.num_iterations
+        per_round = p.batch // g
+        first_round, last_round = start // mu, (start + segment.steps - 1) // mu
+        rows = []
+        for r in range(first_round, last_round + 1):
+            for j in range(per_round):
+                prob = train_problem(seed, r, j, p.digits, self._held_out)
+                rows.append({"prompt": prob.prompt(p.digits), "answer": prob.answer})
+        args = GRPOConfig(
+            output_dir=out_dir, seed=seed, use_cpu=dev.type == "cpu", bf16=False, fp16=False,
+            report_to=[], save_strategy="no", disable_tqdm=True, logging_steps=1, log_level="warning",
+            max_steps=segment.steps, per_device_train_batch_size=p.batch, gradient_accumulation_steps=1,
+            activation_checkpointing=False, dataloader_num_workers=0, shuffle_dataset=False,
+            learning_rate=recipe["lr"], lr_scheduler_type="constant", max_grad_norm=1.0,
+            num_generations=g, num_iterations=mu, max_completion_length=int(recipe["max_completion_length"]),
+            temperature=recipe["temperature"], beta=recipe["beta"], epsilon=recipe["epsilon"],
+            reward_weights=[1.0, FORMAT_WEIGHT], disable_dropout=True, log_completions=False,
+        )
+        sampler = _StepSampler(start, segment.steps, mu, first_round, per_round, g)
+
+        class SegmentTrainer(GRPOTrainer):
+            def _get_train_sampler(self, dataset=None):
+                return sampler
+
+        trainer = SegmentTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+            reward_funcs=[correctness_reward, functools.partial(format_reward, eos_ids=[tok.eos_token_id])],
+            callbacks=[telemetry], optimizers=optimizers,
+        )
+        trainer.remove_callback(PrinterCallback)  # our telemetry goes through on_eval, not stdout
+        # a segment that starts inside a generation round continues it exactly (trl private state)
+        for attr in ("_step", "_buffered_inputs"):
+            if not hasattr(trainer, attr):
+                raise RuntimeError(f"this trl version has no GRPOTrainer.{attr}; exact resume needs it")
+        return trainer
