@@ -14,12 +14,12 @@ training; the coordinator runs :func:`quarantine` when a worker cannot load a pa
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Sequence
 
 from searchmgr.store import EventKind, Node, NodeStatus, TreeStore
+from searchmgr.store.digests import file_sha256
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def check_checkpoint(run_dir: Path, node: Node) -> str | None:
     if root not in path.parents:
         return f"checkpoint {node.checkpoint!r} points outside {root}"
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)  # read in full only when the file changed since it was last hashed
     except FileNotFoundError:
         return f"checkpoint {node.checkpoint} is missing"
     except OSError as e:

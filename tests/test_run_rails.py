@@ -91,3 +91,19 @@ def test_the_surface_fingerprint_covers_constraints_not_wording(toy_surface):
                                                     *toy_surface.knobs[1:]))
     assert "lr.range" in wider.difference(toy_surface.describe())
     assert toy_surface.same_as(toy_surface.legacy_fingerprint())  # runs stored before keep resuming
+
+
+def test_a_checkpoint_is_hashed_again_only_once_it_changed(tmp_path, monkeypatch):
+    from searchmgr.store import digests
+
+    monkeypatch.setenv("SEARCHMGR_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"a" * 1000)
+    first = digests.file_sha256(path)
+    monkeypatch.setattr(digests, "_MEMORY", {})  # a new process: only the on-disk cache remembers
+    reads = []
+    real = type(path).read_bytes
+    monkeypatch.setattr(type(path), "read_bytes", lambda self: reads.append(self) or real(self))
+    assert digests.file_sha256(path) == first and reads == []  # unchanged: not read again
+    path.write_bytes(b"b" * 1000)  # same size, new contents (and modification time)
+    assert digests.file_sha256(path) != first and reads == [path]
