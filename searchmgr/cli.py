@@ -287,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="searchmgr", description="Discover adaptive training schedules by UCT search "
                                 "over checkpointed recipe segments.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_search_commands(sub)
+    _add_reading_commands(sub)
+    return p
+
+
+def _add_search_commands(sub: argparse._SubParsersAction) -> None:
+    """tasks, explore, supervise, compare, check: the commands that train."""
     t = sub.add_parser("tasks", help="list tasks and their action surfaces", description="List the installed "
                        "tasks (built-in and registered by packages under the entry-point group searchmgr.tasks), or "
                        "the plug-ins given as package.module:attr or path/to/file.py:attr.")
@@ -337,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("task", metavar="TASK", help="a task name or plug-in reference (module:attr, file.py:attr)")
     k.add_argument("words", nargs="*", metavar="KEY=VALUE")
     k.set_defaults(fn=cmd_check)
+
+
+def _add_reading_commands(sub: argparse._SubParsersAction) -> None:
+    """serve, show, export, report, analyze, repair, replay: the commands over runs that exist."""
     v = sub.add_parser("serve", help="live service and dashboard over runs (needs the serve extra)",
                        description="Serve runs' trees, node panels and best schedules, and take a person's "
                        "commands (manual children, pause, resume, stop, close a subtree) that the running search "
@@ -385,7 +396,6 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--json", type=Path, default=None, help="also write the comparison as JSON here")
     y.add_argument("-v", "--verbose", action="store_true", help="print every evaluation")
     y.set_defaults(fn=cmd_replay)
-    return p
 
 
 def _positive(text: str) -> int:
