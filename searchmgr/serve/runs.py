@@ -24,6 +24,7 @@ from searchmgr.store import (
 )
 from searchmgr.tasks import TaskError, stored_objective
 from searchmgr.tasks.base import Objective
+from searchmgr.traces import evidence_text
 
 @dataclass(frozen=True)
 class Run:
@@ -143,7 +144,8 @@ def _decision_json(d: DecisionRecord) -> dict:
             "diagnosis": parsed.get("diagnosis"), "updates": parsed.get("updates"),
             "expected_outcome": parsed.get("expected_outcome"), "watch_items": parsed.get("watch_items"),
             "control_audit": parsed.get("control_audit"),
-            "note": context.get("note") if d.source == HUMAN else None}
+            "note": context.get("note") if d.source == HUMAN else None,
+            "evidence": evidence_text(context["evidence"]) if isinstance(context.get("evidence"), dict) else None}
 
 
 def node_detail(run: Run, node_id: int) -> dict:

@@ -204,3 +204,15 @@ def test_token_rules_and_cli_errors(tmp_path, monkeypatch, capsys):
     assert main(["serve", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--port", "70000"]) == 2
+
+
+def test_node_panel_shows_the_model_managers_evidence(tmp_path):
+    out = tmp_path / "model"
+    explore(["task=toy", "preset=smoke", f"out={out}", "budget.steps=200", "manager.name=model", "threads=1"])
+    client = TestClient(create_app(name_runs([out])), base_url="http://127.0.0.1:8470")
+    with TreeStore(out / "tree.db") as s:
+        ranked = [n for n in s.nodes(s.search()["id"]) if n.source == "model"
+                  and "GP over" in (s.decision(n.decision_id).parsed or {}).get("diagnosis", "")]
+    assert ranked, "the smoke search made no model-ranked child"
+    dec = client.get(f"/api/runs/model/nodes/{ranked[0].id}").json()["decision"]
+    assert dec["evidence"].startswith("GP over") and "UCB rank 1 of" in dec["evidence"]

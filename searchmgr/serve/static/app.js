@@ -285,7 +285,7 @@ function renderPanel(first) {
   dl($("decision"), dec ? [
     ["by", `${dec.source} (${dec.verdict})`], ["note", dec.note], ["diagnosis", dec.diagnosis],
     ["updates", (dec.updates || []).map(u => u.op === "hold" ? `${u.knob} hold` : `${u.knob} ${u.op} ${fmt(u.value)}`).join(", ") || "none (hold)"],
-    ["expected", dec.expected_outcome], ["watch", (dec.watch_items || []).join("; ")],
+    ["expected", dec.expected_outcome], ["watch", (dec.watch_items || []).join("; ")], ["evidence", dec.evidence],
   ] : [["by", n.parent_id === null ? "root: the task's base recipe" : "-"]]);
   const o = d.observed;
   dl($("observed"), [
