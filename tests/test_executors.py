@@ -89,7 +89,7 @@ def test_process_workers_train_at_once_and_survive_a_killed_worker(tmp_path):
     assert killed, "never saw a worker to kill"
     with TreeStore(run / "tree.db") as s:
         events = s.events(1)
-    interrupted = [e for e in events if e["kind"] == "interrupted"]
+    interrupted = [e for e in events if e["kind"] == "node_interrupted"]
     assert interrupted and "died" in interrupted[0]["message"]
     retried = interrupted[0]["node_id"]
     assert T.by_id(nodes)[retried].status.finished  # the interrupted node was trained again
@@ -132,7 +132,7 @@ def test_ray_tasks_cancel_pruned_segments_and_retry_a_dead_worker(tmp_path):
     assert killed, "never saw a Ray worker to kill"
     with TreeStore(run / "tree.db") as s:
         events = s.events(1)
-    assert any(e["kind"] == "interrupted" for e in events)
+    assert any(e["kind"] == "node_interrupted" for e in events)
     assert any(n.status is NodeStatus.PRUNED for n in nodes)  # pruned through ray.cancel
     assert overlapping(nodes) >= 1
 
