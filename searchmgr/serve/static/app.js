@@ -101,6 +101,7 @@ function showSummary() {
   text($("run-title"), `${s.id} · ${s.task} · ${s.metric} (${s.direction}) · steps ${s.steps_used}/${s.budget_steps}`);
   const st = $("run-status");
   text(st, s.status); st.className = "status " + s.status;
+  st.title = [s.state_reason, s.hint].filter(Boolean).join("; ");  // why, and how to continue
   $("pause").disabled = !s.accepts.includes("pause");
   $("resume").disabled = !s.accepts.includes("resume");
   $("stop").disabled = !s.accepts.includes("stop");
