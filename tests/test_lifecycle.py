@@ -126,6 +126,24 @@ def test_sigterm_terminates_process_workers(tmp_path):
     assert state is RunState.STOPPED and not [n for n in nodes if n.status is NodeStatus.RUNNING]
 
 
+def test_process_workers_of_a_killed_search_exit(tmp_path):
+    run = tmp_path / "r"
+    proc = start(*SLOW, "executor.name=process", "executor.workers=2", f"out={run}")
+    wait_for(lambda: training(run), timeout=240)
+    workers = wait_for(lambda: subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                              text=True).stdout.split())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def gone(pid):
+        try:
+            return open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(lambda: all(gone(pid) for pid in workers), timeout=30)  # none left training for nobody
+
+
 def test_owner_lock_decides_liveness(tmp_path):
     run = tmp_path / "run"
     explore(["task=toy", "preset=smoke", f"out={run}", "budget.steps=60"])

@@ -62,8 +62,19 @@ def _worker(index: int, devices: str | None, inbox: Any, outbox: Any, stop: Any)
 
     outbox.put(("ready", index))
     tasks: dict[tuple, Any] = {}
+    parent = os.getppid()
+
+    def orphaned() -> bool:
+        """The search died without closing its workers (SIGKILL): nobody reads what this worker makes any more."""
+        return os.getppid() != parent
+
     while True:
-        job: Job | None = inbox.get()
+        try:
+            job: Job | None = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if orphaned():
+                return
+            continue
         if job is None:
             return
         if job.threads:
@@ -77,7 +88,7 @@ def _worker(index: int, devices: str | None, inbox: Any, outbox: Any, stop: Any)
 
         def on_eval(step: int, metrics: dict[str, float], node: int = job.node_id) -> bool:
             outbox.put(("eval", index, node, step, metrics))
-            return stop.is_set()
+            return stop.is_set() or orphaned()  # nobody will use this segment: stop training it
 
         outbox.put(("done", index, run_job(job, task, on_eval)))
 
