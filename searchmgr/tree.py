@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Mapping, Sequence
 
@@ -11,6 +12,32 @@ from searchmgr.objective import Objective
 FIXED = "fixed"
 ROOT = "root"
 SUPERVISED = "supervised"  # the first segment of a supervised run (the base recipe, before any decision)
+
+
+class NodeRole(str, enum.Enum):
+    """Why a node is in the tree. The stored ``source`` stays readable (the manager's or policy's name, which
+    the traces name too); the role is what it comes down to (:func:`role_of`)."""
+
+    ROOT = "root"  # the untrained model under the base recipe
+    FIXED = "fixed"  # the base recipe held: the run's own fixed baseline
+    START = "start"  # a start point placed by the start design (uct.start=anywhere)
+    HOLD = "hold"  # its parent's recipe continued (uct.hold_first, uct.finish, a supervised run's first segment)
+    PROPOSED = "proposed"  # a manager's verified proposal (its fallback's too)
+    HUMAN = "human"  # a person's child, from the service
+    BASELINE = "baseline"  # chosen by a baseline policy (grid, random, tpe, pbt ...)
+
+
+_ROLES = {ROOT: NodeRole.ROOT, FIXED: NodeRole.FIXED, "start": NodeRole.START, "hold": NodeRole.HOLD,
+          "finish": NodeRole.HOLD, SUPERVISED: NodeRole.HOLD, "human": NodeRole.HUMAN}
+
+
+def role_of(node: Node, *, baseline: bool = False) -> NodeRole:
+    """A node's role from its stored source; ``baseline``: the run's policy is a baseline (its chains' sources
+    are the policy's name)."""
+    known = _ROLES.get(node.source)
+    if known is not None:
+        return known
+    return NodeRole.BASELINE if baseline else NodeRole.PROPOSED
 
 
 def by_id(nodes: Sequence[Node]) -> dict[int, Node]:

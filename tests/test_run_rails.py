@@ -107,3 +107,22 @@ def test_a_checkpoint_is_hashed_again_only_once_it_changed(tmp_path, monkeypatch
     assert digests.file_sha256(path) == first and reads == []  # unchanged: not read again
     path.write_bytes(b"b" * 1000)  # same size, new contents (and modification time)
     assert digests.file_sha256(path) != first and reads == [path]
+
+
+def test_node_roles_follow_the_stored_sources(tmp_path):
+    from searchmgr import tree as T
+    from searchmgr.commands import HUMAN
+    from searchmgr.policies.uct import FINISH, HOLD, START
+
+    assert T.role_of(_node("root")) is T.NodeRole.ROOT and T.role_of(_node("fixed")) is T.NodeRole.FIXED
+    assert T.role_of(_node(START)) is T.NodeRole.START and T.role_of(_node(HUMAN)) is T.NodeRole.HUMAN
+    assert T.role_of(_node(HOLD)) is T.role_of(_node(FINISH)) is T.NodeRole.HOLD
+    assert T.role_of(_node("heuristic (fallback)")) is T.NodeRole.PROPOSED
+    assert T.role_of(_node("random"), baseline=True) is T.NodeRole.BASELINE
+
+
+def _node(source):
+    from searchmgr.store import Node, NodeStatus
+
+    return Node(1, 1, None, 0, 0, 0, {}, NodeStatus.DONE, source, None, None, None, 0, 0.0, 0, None, None, None,
+                None, None, 0.0, None)

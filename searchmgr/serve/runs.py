@@ -76,9 +76,15 @@ def view_of(run: Run, store: TreeStore, search_id: int) -> RunView:
     return read_run(store, search_id, run.path)
 
 
-def node_json(n: Node, view: RunView | None = None) -> dict:
+def is_baseline(row: dict) -> bool:
+    """Whether the run's policy is a baseline (its nodes' role is ``baseline``), not the tree search."""
+    return (row["config"].get("policy") or {}).get("name", "uct") != "uct"
+
+
+def node_json(n: Node, view: RunView | None = None, baseline: bool = False) -> dict:
     status = view.node_status(n) if view is not None else n.status
     return {"id": n.id, "parent_id": n.parent_id, "depth": n.depth, "status": status.value, "source": n.source,
+            "role": T.role_of(n, baseline=baseline).value,
             "recipe": n.recipe, "val_score": n.val_score, "test_score": n.test_score, "utility": n.utility,
             "start_step": n.start_step, "end_step": n.end_step, "steps_trained": n.steps_trained,
             "visits": n.visits, "error": n.error, "rev": n.rev}
@@ -129,7 +135,7 @@ def tree(run: Run, after: int | None = None) -> dict:
         if view.owner is None and after is not None:  # nodes its dead owner left running now read as interrupted
             changed += [n for n in nodes if n.status is NodeStatus.RUNNING and n.rev <= after]
         out = {"run": run.id, "revision": s["revision"], "full": after is None, "summary": s,
-               "nodes": [node_json(n, view) for n in changed], "best_path": [n.id for n in best],
+               "nodes": [node_json(n, view, is_baseline(row)) for n in changed], "best_path": [n.id for n in best],
                "fixed_path": [n.id for n in T.fixed_path(nodes)] if nodes else []}
         if after is None:
             out["surface"] = row["surface"]
@@ -178,7 +184,7 @@ def node_detail(run: Run, node_id: int) -> dict:
         stopper = store.decisions(row["id"], node_id=node_id, kind=DecisionKind.STOPPER)
         kids = T.children(nodes, node_id)
         return finite({
-            "run": run.id, "revision": store.revision(), "node": node_json(n, view),
+            "run": run.id, "revision": store.revision(), "node": node_json(n, view, is_baseline(row)),
             "parent_recipe": parent.recipe if parent else None,
             "change": {k: {"from": parent.recipe.get(k), "to": v} for k, v in n.recipe.items()
                        if parent and parent.recipe.get(k) != v},
