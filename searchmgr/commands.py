@@ -211,7 +211,8 @@ def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: Sea
     if cmd.node_id not in index:
         return CommandStatus.REJECTED, f"node {cmd.node_id} is not in this search", None
     if cmd.kind is CommandKind.CLOSE:
-        store.add_event(search_id, EventKind.CLOSED_SUBTREE, f"subtree of node {cmd.node_id} closed by command {cmd.id}",
+        store.add_event(search_id, EventKind.CLOSED_SUBTREE,
+                        f"subtree of node {cmd.node_id} closed by command {cmd.id}",
                         node_id=cmd.node_id)
         return CommandStatus.APPLIED, f"subtree of node {cmd.node_id} closed", None
     # a person's child: verified again against the tree as it is now

@@ -517,7 +517,8 @@ class Supervisor:
                                     sum(n.depth > 0 and n.status.finished for n in self.store.nodes(self.search_id)))
 
     def _fail(self, node: Node, step: int, error: str, trace: str | None) -> None:
-        self.store.add_event(self.search_id, EventKind.FAILED, error, node_id=node.id, data={"traceback": trace} if trace else None)
+        self.store.add_event(self.search_id, EventKind.FAILED, error, node_id=node.id,
+                             data={"traceback": trace} if trace else None)
         self.store.finish_node(node.id, NodeStatus.FAILED, val_score=None, test_score=None, utility=None,
                                steps_trained=step - node.start_step, error=error)
         self.reporter.node_finished(self.store.node(node.id), None, self._steps_used(), 0)

@@ -681,7 +681,8 @@ class TreeStore:
 
     def drop_checkpoint(self, node_id: int, reason: str, kind: EventKind = EventKind.CHECKPOINT_DELETED) -> None:
         """Forget a node's checkpoint: retention records it before the file is deleted, so resume never needs it;
-        repair (``kind=EventKind.CHECKPOINT_DAMAGED``) when the file is missing or corrupt, so nothing branches from it."""
+        repair (``kind=EventKind.CHECKPOINT_DAMAGED``) when the file is missing or corrupt, so nothing branches
+        from it."""
         node = self.node(node_id)
         with self.atomic():
             self.db["nodes"].update(node_id, {"checkpoint": None})
