@@ -50,8 +50,7 @@ def test_same_seed_gives_the_same_tree(tmp_path):
 
 
 def test_resume_continues_without_retraining(tmp_path):
-    # manager children from the first expansions on (no start points, no hold-first children)
-    run, first = run_toy(tmp_path, "budget.steps=100", "uct.start=bounded", "uct.hold_first=false")
+    run, first = run_toy(tmp_path, "budget.steps=100")  # the shipped search defaults
     before = {n.id: n for n in nodes_of(run)}
     second = explore(["budget.steps=200", "manager.name=random"], resume=run)
     after = {n.id: n for n in nodes_of(run)}
@@ -61,6 +60,30 @@ def test_resume_continues_without_retraining(tmp_path):
     assert len(after) > len(before)
     assert second.steps_used <= 200 and second.steps_used > first.steps_used
     assert any(n.source == "random" for n in after.values())
+
+
+def test_the_older_search_settings_still_run(tmp_path, toy_surface):
+    # the settings before today's defaults, each still selectable: the fixed schedule grown before anything else
+    # (uct.fixed=first), no endgame (uct.finish=false), root children one bounded step from the base recipe
+    # (uct.start=bounded), every child from the manager (uct.hold_first=false), a child's mean utility as Q
+    # (uct.q=mean), no widening (uct.widen=0), the stopper's margin alone (stopper.noise=false)
+    old = ["uct.fixed=first", "uct.finish=false", "uct.start=bounded", "uct.hold_first=false", "uct.q=mean",
+           "uct.widen=0", "stopper.noise=false"]
+    run, outcome = run_toy(tmp_path, "budget.steps=200", *old)
+    with TreeStore(run / "tree.db") as s:
+        config = s.search()["config"]
+    uct = config["uct"]
+    assert (uct["fixed"], uct["finish"], uct["start"], uct["hold_first"], uct["q"], uct["widen"],
+            config["stopper"]["noise"]) == ("first", False, "bounded", False, "mean", 0, False)
+    nodes = nodes_of(run)
+    assert [n.id for n in T.fixed_path(nodes)] == [1, 2, 3, 4]  # the whole fixed schedule first
+    searched = [n for n in nodes if n.source not in (T.ROOT, T.FIXED)]
+    assert len(searched) >= 3 and {n.source for n in searched} == {"heuristic"}  # no start, hold or finish nodes
+    index, knobs = T.by_id(nodes), {k.name: k for k in toy_surface.knobs}
+    for n in searched:  # every child one bounded step from its parent (no start point spread over the range)
+        parent = index[n.parent_id].recipe
+        assert all(knobs[k].step_ok(parent[k], v) for k, v in n.recipe.items()), n
+    assert outcome.steps_used <= 200 and outcome.best.depth == 3
 
 
 def test_resume_refuses_task_and_surface_changes(tmp_path, monkeypatch):
