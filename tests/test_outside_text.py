@@ -35,7 +35,9 @@ def nasty_run(tmp_path_factory):
     try:
         with FakeOpenAI(default=nasty_answers()) as srv:
             explore(["task=toy", "preset=smoke", "width=16", "segment_steps=10", "eval_every=5", "max_depth=3",
-                     "uct.start=bounded", "uct.hold_first=false",  # every child from the manager
+                     # every child from the manager, so its diagnoses are re-sent in its children's prompts (with
+                     # the shipped start points and holds, 90 steps make no manager child below a manager child)
+                     "uct.start=bounded", "uct.hold_first=false",
                      "budget.steps=90", "manager.name=openai", f"manager.base_url={srv.base_url}",
                      "manager.api_key_env=SEARCHMGR_NASTY_KEY", "manager.backoff_s=0", 'stopper.name="none"',
                      f"out={out}"], reporter=ConsoleReporter(Console(file=buf, width=200)))
@@ -73,6 +75,7 @@ def test_stored_and_resent_text_is_capped(nasty_run):
         parsed = [d.parsed for d in store.decisions(1) if d.parsed]
     assert parsed and all(len(p["diagnosis"]) <= MAX_FIELD_CHARS for p in parsed)
     prompts = [r["body"]["messages"][-1]["content"] for r in srv.requests]
+    assert any("***" in p for p in prompts)  # an earlier (redacted) diagnosis was re-sent
     assert max(len(p) for p in prompts) < 3 * 4 * MAX_FIELD_CHARS  # a path of 3 capped diagnoses, not 3 x 20 kB
     assert (out / "tree.db").stat().st_size < 2_000_000
 

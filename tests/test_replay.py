@@ -42,7 +42,6 @@ def original(tmp_path_factory):
     script = ["no JSON here", decision([{"knob": "lr", "op": "scale", "value": 30.0}]), {"status": 500}]
     with FakeOpenAI(script, default=llm_answers()) as srv:
         explore(["task=toy", "preset=smoke", "budget.steps=140", "eval_every=4", "seed=4", "manager.name=openai",
-                 "uct.start=bounded", "uct.hold_first=false",  # every child from the manager
                  f"manager.base_url={srv.base_url}", "manager.max_retries=0", "manager.backoff_s=0",
                  "stopper.name=llm", "stopper.every_evals=1", f"out={out}"])
     assert srv.requests
