@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_paired.py runs/cmp/toy_2400 runs/cmp/toy_1200 --ref tree:random
     .venv/bin/python scripts/bench_paired.py runs/cmp/toy_2400 --oracle 0.391
+    .venv/bin/python scripts/bench_paired.py --merge runs/a runs/b --ref a/tree:random   # one table, folder/method
 
 For each folder prints, per method: mean ± standard error of the best complete schedule's validation score
 and of its test score over seeds, the number of seeds that completed a schedule, and the paired difference
@@ -41,8 +42,17 @@ def fixed_score(run: str) -> float | None:
     return path[-1].val_score if len(path) > 1 and path[-1].depth == depth else None
 
 
-def table(folder: Path, ref: str, oracle: float | None) -> str:
-    d = json.loads((folder / "compare.json").read_text())
+def merged(folders: list[Path]) -> dict:
+    """One compare.json of several folders run at the same budget and seeds; methods become ``folder/method``."""
+    docs = [json.loads((f / "compare.json").read_text()) for f in folders]
+    for f, d in zip(folders, docs):
+        if (d["task"], d["budget_steps"]) != (docs[0]["task"], docs[0]["budget_steps"]):
+            raise SystemExit(f"{f}: task or budget differs from {folders[0]}; merge only like with like")
+    return {**docs[0], "methods": {f"{f.name}/{m}": v for f, d in zip(folders, docs) for m, v in d["methods"].items()}}
+
+
+def table(folder: Path | list[Path], ref: str, oracle: float | None) -> str:
+    d = merged(folder) if isinstance(folder, list) else json.loads((folder / "compare.json").read_text())
     sign = 1 if d["objective"]["direction"] == "maximize" else -1
     methods = d["methods"]
     by_seed = {m: {s["seed"]: s for s in v["seeds"] if s.get("complete", True) and s.get("best_val") is not None}
@@ -54,7 +64,7 @@ def table(folder: Path, ref: str, oracle: float | None) -> str:
              "|---|---|---|---|---|---|" + ("---|" if oracle is not None else "")]
     base = by_seed.get(ref, {})
     fixed = [f for f in (fixed_score(s["run"]) for m in methods.values() for s in m["seeds"]
-                         if m is methods.get("tree")) if f is not None]
+                         if m is next(iter(methods.values()))) if f is not None]
     for m, seeds in by_seed.items():
         vals = [s["best_val"] for s in seeds.values()]
         tests = [s["test"] for s in seeds.values() if s.get("test") is not None]
@@ -69,7 +79,26 @@ def table(folder: Path, ref: str, oracle: float | None) -> str:
             f0 = sum(fixed) / len(fixed)
             row += f" {(mv - f0) / (oracle - f0):.0%} |" if oracle != f0 else " - |"
         lines.append(row)
+    lines += ["", verdicts(by_seed, sign)]
     return "\n".join(lines)
+
+
+def verdicts(by_seed: dict, sign: int) -> str:
+    """Each tree method against the best baseline by mean (paired over seeds both completed) and tree:random."""
+    trees = [m for m in by_seed if m.split("/")[-1].startswith("tree")]
+    baselines = [m for m in by_seed if m not in trees and by_seed[m]]
+    if not baselines:
+        return "no baseline completed a schedule"
+    best = max(baselines, key=lambda m: sign * mean_se([s["best_val"] for s in by_seed[m].values()])[0])
+    out = [f"best baseline by mean: `{best}`"]
+    for t in trees:
+        for ref in [best] + [m for m in trees if m.split("/")[-1] == "tree:random" and m != t]:
+            common = sorted(set(by_seed[t]) & set(by_seed[ref]))
+            d = [sign * (by_seed[t][k]["best_val"] - by_seed[ref][k]["best_val"]) for k in common]
+            m, se = mean_se(d)
+            word = "win" if m > se else ("loss" if m < -se else "tie")
+            out.append(f"- `{t}` − `{ref}`: {m:+.4g} ± {se:.2g} over {len(d)} seeds ({word}: {'beyond' if abs(m) > se else 'within'} one se)")
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -77,7 +106,11 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("--ref", default="tree:random", help="the method every other is paired against")
     ap.add_argument("--oracle", type=float, default=None, help="best score found at 10x the budget")
+    ap.add_argument("--merge", action="store_true", help="one table over all folders (methods named folder/method)")
     args = ap.parse_args()
+    if args.merge:
+        print(table(args.folders, args.ref, args.oracle))
+        return
     for f in args.folders:
         print(table(f, args.ref, args.oracle))
         print()
