@@ -123,7 +123,6 @@ def test_ray_tasks_cancel_pruned_segments_and_retry_a_dead_worker(tmp_path):
     try:
         explore(TOY + ["step_delay_s=0.03", "budget.steps=300", "eval_every=2", "manager.name=random",
                        "executor.name=ray", "executor.workers=2",
-                       "uct.start=bounded", "uct.hold_first=false",  # random manager children: the stopper prunes some
                        f"out={run}"])
     finally:
         ray.shutdown()
