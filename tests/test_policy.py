@@ -95,7 +95,7 @@ def test_widening_spends_the_budget_where_a_fixed_k_max_exhausts_the_tree(tmp_pa
     from searchmgr.search import explore
 
     # uct.start=bounded kept: the start design gives the root one child per horizon the budget holds, whatever
-    # k_max, so a k_max=1 tree is not exhausted with budget left (at 400 and 600 steps both spend it all);
+    # k_max, so a k_max=1 tree then grows with the budget (widen=0 spent 360 of 400 steps, and all of 600);
     # the other shipped defaults apply
     words = ["task=toy", "preset=smoke", "threads=1", "uct.k_max=1", "budget.steps=400", "stopper.name=none",
              "uct.start=bounded"]
