@@ -67,6 +67,8 @@ def test_short_search_with_the_llm_chooser(tmp_path, monkeypatch):
     monkeypatch.setattr(ToyTask, "train_segment", spy)
     out = tmp_path / "run"
     explore(["task=toy", "preset=smoke", "segment_steps=10", "eval_every=5", "max_depth=2", "budget.steps=120",
+             # every child from the manager, so 120 steps ask the endpoint many times; kept as it was (this test
+             # needs a live endpoint and was not re-run with the shipped defaults)
              "uct.start=bounded", "uct.hold_first=false", "executor.ahead=0", "manager.name=model_llm",
              f"manager.base_url={URL}", f"manager.model={MODEL}", "manager.timeout_s=300", "manager.max_retries=1",
              "manager.max_tokens=256", f"out={out}"])
