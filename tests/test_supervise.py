@@ -116,7 +116,7 @@ def test_chunked_live_run_trains_like_the_fixed_path(tmp_path):
     fixed = T.fixed_path(nodes)
     assert len(chain) == 1 and decisions == [] and [n.depth for n in fixed] == [0, 1, 2, 3]
     assert chain[0].val_score == fixed[-1].val_score and outcome.fixed.id == fixed[-1].id
-    search = explore([*TOY, "budget.steps=60", f"out={tmp_path / 'search'}"])
+    search = explore([*TOY, "budget.steps=60", "uct.fixed=first", f"out={tmp_path / 'search'}"])
     assert search.fixed.val_score == fixed[-1].val_score
 
 
