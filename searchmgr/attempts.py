@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from searchmgr.decision import Verdict, verify
+from searchmgr.decision import Verification, verify
 from searchmgr.managers.base import Manager, ManagerError, Proposal, ProposalContext
 
 
@@ -13,7 +13,7 @@ class Attempt:
     """One request to a manager and the verifier's verdict (``error`` when the manager could not answer)."""
 
     proposal: Proposal | None
-    verdict: Verdict | None
+    verdict: Verification | None
     error: str | None = None
     error_latency_s: float | None = None
 

@@ -31,12 +31,12 @@ from typing import Any, Callable, Mapping, Sequence
 from searchmgr import tree as T
 from searchmgr.config import SearchConfig
 from searchmgr.errors import UserError
-from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verdict, verify
+from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verification, verify
 from searchmgr.progress import Reporter
 from searchmgr.store import (
     CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore,
 )
-from searchmgr.store import Verdict as Recorded  # what became of a request, as stored
+from searchmgr.store import DecisionVerdict
 from searchmgr.surface import ActionSurface, Scale
 
 HUMAN = "human"  # the source of nodes a person proposed
@@ -85,7 +85,7 @@ def human_decision(surface: ActionSurface, parent: Mapping[str, float], recipe: 
 
 
 def verify_child(surface: ActionSurface, parent: Node, siblings: Sequence[Mapping[str, float]],
-                 recipe: Mapping[str, Any], note: str = "", *, max_depth: int) -> tuple[Verdict, list[str]]:
+                 recipe: Mapping[str, Any], note: str = "", *, max_depth: int) -> tuple[Verification, list[str]]:
     """Verify a person's child of ``parent``: the verdict and every reason against it (one per bad knob,
     then the whole recipe's), so a form can show them all at once. Raises :class:`CommandError` when
     ``parent`` cannot have children at all."""
@@ -99,12 +99,12 @@ def verify_child(surface: ActionSurface, parent: Node, siblings: Sequence[Mappin
 
 
 def verify_change(surface: ActionSurface, current: Mapping[str, float], recipe: Mapping[str, Any], note: str = "",
-                  siblings: Sequence[Mapping[str, float]] = ()) -> tuple[Verdict, list[str]]:
+                  siblings: Sequence[Mapping[str, float]] = ()) -> tuple[Verification, list[str]]:
     """Verify a person's recipe against ``current`` (a parent's recipe, or a supervised run's segment in
     training): the verdict and every reason against it (one per bad knob, then the whole recipe's)."""
     decision = human_decision(surface, current, recipe, note)
     if isinstance(decision, Rejection):
-        return Verdict(None, None, decision), [str(decision)]
+        return Verification(None, None, decision), [str(decision)]
     verdict = verify(decision, surface, current, siblings)
     if verdict.ok:
         return verdict, []
@@ -229,11 +229,12 @@ def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: Sea
         verdict, reasons = None, [str(e)]
     if verdict is None or not verdict.ok:
         why = "; ".join(reasons)
-        store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=Recorded.REJECTED, reason=why,
-                           context=context, parsed=verdict.decision.model_dump() if verdict and verdict.decision
-                           else None, rejection=verdict.rejection.kind.value if verdict else None)
+        store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=DecisionVerdict.REJECTED,
+                           reason=why, context=context,
+                           parsed=verdict.decision.model_dump() if verdict and verdict.decision else None,
+                           rejection=verdict.rejection.kind.value if verdict else None)
         return CommandStatus.REJECTED, why, None
-    did = store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=Recorded.ACCEPTED,
+    did = store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=DecisionVerdict.ACCEPTED,
                              context=context, parsed=verdict.decision.model_dump())
     s = config.segment_steps
     child = store.add_node(search_id, parent.id, parent.depth + 1, parent.end_step, parent.end_step + s,

@@ -44,7 +44,7 @@ from searchmgr.stoppers import Peer, StopContext, Stopper, stopper_class
 from searchmgr.surface import same_recipe
 from searchmgr.signals import StopSignals
 from searchmgr.store import (
-    CommandKind, DecisionKind, DiskFull, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict,
+    CommandKind, DecisionKind, DiskFull, EventKind, Node, NodeStatus, RunState, TreeStore, DecisionVerdict,
 )
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
@@ -116,6 +116,7 @@ class Coordinator:
         self.propose_s = 0.0  # seconds spent planning and proposing
         self.signals = StopSignals()  # explore installs its handlers: SIGTERM/SIGINT stop at the next safe point
         self.stopping: str | None = None  # why the run stops (a stop command, a signal): nothing new starts
+        self.unanswered: str | None = None  # the last proposal round's error when no manager answered at all
         self.reporter.start(task.objective.metric, config.budget.steps, store.redact)
 
     # snapshots ------------------------------------------------------------------------
@@ -154,6 +155,10 @@ class Coordinator:
             if proposed is not None:
                 recipe, did, source = proposed
                 return self._add_child(parent, recipe, source, did)
+            if self.unanswered is not None:  # an outage, not a parent without children: stop, resumable
+                self._stop(f"no manager answered for node {parent.id} ({self.unanswered}); the parent stays open: "
+                           "resume once the endpoint answers")
+                return policy.Wait("no manager answered")
             self.store.close_node(self.search_id, parent.id, "no admissible distinct child")
             self.store.add_event(self.search_id, EventKind.CLOSED, "no admissible distinct child; parent closed",
                                  node_id=parent.id)
@@ -171,7 +176,7 @@ class Coordinator:
                 control_audit=[AuditEntry(knob=k, verdict="selected" if k in changed else "deferred",
                                           reason=f"set by the {step.source} policy") for k in surface.names],
                 updates=[KnobUpdate(knob=k, op="add", value=recipe[k] - parent.recipe[k]) for k in changed])
-        did = self.recorder.record(Trace(DecisionKind.MANAGER, step.source, parent.id, Verdict.ACCEPTED,
+        did = self.recorder.record(Trace(DecisionKind.MANAGER, step.source, parent.id, DecisionVerdict.ACCEPTED,
                                          parsed=decision.model_dump()))
         node = self._add_child(parent, recipe, step.source, did)
         self.policy.added(node, step.tag)
@@ -226,6 +231,7 @@ class Coordinator:
         rounds = [(self.manager, self.manager.name)]
         if self.fallback is not None:
             rounds.append((self.fallback, f"{self.fallback.name} (fallback)"))
+        answered, reason = False, None
         for manager, label in rounds:
             for n, attempt in enumerate(run_attempts(manager, ctx, self.config.manager.attempts)):
                 did = self.recorder.record(Trace.of_attempt(attempt, n, label, parent.id, ctx.to_dict()))
@@ -233,6 +239,8 @@ class Coordinator:
                     return attempt.verdict.recipe, did, label
                 reason = attempt.error if attempt.proposal is None else str(attempt.verdict.rejection)
                 self.reporter.rejected(parent.id, label, reason if attempt.proposal else f"manager error: {reason}")
+                answered = answered or attempt.proposal is not None
+        self.unanswered = None if answered else reason  # every attempt an error: no manager answered at all
         return None
 
     # submit -------------------------------------------------------------------------------

@@ -114,8 +114,9 @@ class Rejection:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The verifier's answer: ``recipe`` and ``decision`` when admitted, else ``rejection``."""
+class Verification:
+    """The verifier's answer: ``recipe`` and ``decision`` when admitted, else ``rejection`` (stored as a decision
+    row's :class:`searchmgr.store.DecisionVerdict`, accepted or rejected)."""
 
     decision: Decision | None
     recipe: Recipe | None
@@ -144,8 +145,8 @@ def extract_json(text: str) -> Any:
     raise ValueError("no JSON object found in the response")
 
 
-def _reject(kind: RejectionKind, reason: str, decision: Decision | None = None) -> Verdict:
-    return Verdict(decision, None, Rejection(kind, cap(reason, MAX_FIELD_CHARS)))
+def _reject(kind: RejectionKind, reason: str, decision: Decision | None = None) -> Verification:
+    return Verification(decision, None, Rejection(kind, cap(reason, MAX_FIELD_CHARS)))
 
 
 def moved(knob: Knob, old: float, op: str, value: float) -> float:
@@ -161,7 +162,7 @@ def verify(
     surface: ActionSurface,
     parent: Mapping[str, float],
     siblings: Sequence[Mapping[str, float]] = (),
-) -> Verdict:
+) -> Verification:
     """Turn a raw response into a child recipe of ``parent`` or a named rejection."""
     # parse
     if isinstance(raw, Decision):
@@ -221,4 +222,4 @@ def verify(
             return _reject(
                 RejectionKind.DUPLICATE_SIBLING,
                 "this recipe was already tried from the same parent; propose a different change", decision)
-    return Verdict(decision, child, None)
+    return Verification(decision, child, None)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from searchmgr.store import DecisionKind, TreeStore, Verdict
+from searchmgr.store import DecisionKind, TreeStore, DecisionVerdict
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Trace:
     kind: DecisionKind
     source: str
     node_id: int | None  # the parent (manager) or the training segment (stopper)
-    verdict: Verdict
+    verdict: DecisionVerdict
     reason: str | None = None
     rejection: str | None = None  # RejectionKind value when the verifier rejected
     context: Any = None
@@ -39,10 +39,11 @@ class Trace:
     def of_attempt(cls, attempt, n: int, source: str, parent_id: int, context: Mapping[str, Any]) -> "Trace":
         """A manager attempt (:class:`searchmgr.attempts.Attempt`): error, rejected or accepted."""
         if attempt.proposal is None:
-            return cls(DecisionKind.MANAGER, source, parent_id, Verdict.ERROR, reason=attempt.error,
+            return cls(DecisionKind.MANAGER, source, parent_id, DecisionVerdict.ERROR, reason=attempt.error,
                        context=dict(context), attempt=n, latency_s=attempt.error_latency_s)
         p, v = attempt.proposal, attempt.verdict
-        return cls(DecisionKind.MANAGER, source, parent_id, Verdict.ACCEPTED if v.ok else Verdict.REJECTED,
+        verdict = DecisionVerdict.ACCEPTED if v.ok else DecisionVerdict.REJECTED
+        return cls(DecisionKind.MANAGER, source, parent_id, verdict,
                    reason=None if v.ok else str(v.rejection),
                    rejection=None if v.ok else v.rejection.kind.value,
                    context=dict(p.request or context),
@@ -55,7 +56,7 @@ class Trace:
     def of_stop(cls, verdict, source: str, node_id: int, context: Mapping[str, Any], applied: bool) -> "Trace":
         """A stopper's verdict (:class:`searchmgr.stoppers.StopVerdict`) at one evaluation."""
         t = verdict.trace
-        return cls(DecisionKind.STOPPER, source, node_id, Verdict.STOP if applied else Verdict.CONTINUE,
+        return cls(DecisionKind.STOPPER, source, node_id, DecisionVerdict.STOP if applied else DecisionVerdict.CONTINUE,
                    reason=verdict.reason, context=t.get("context") or dict(context), raw_response=t.get("raw"),
                    latency_s=t.get("latency_s"), prompt_version=t.get("prompt_version"),
                    prompt_hash=t.get("prompt_hash"), prompt_tokens=t.get("prompt_tokens"),

@@ -61,8 +61,8 @@ from searchmgr.sanitize import Redactor, cap, fmt
 from searchmgr.search import resolve
 from searchmgr.signals import StopSignals
 from searchmgr.store import (
-    CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore, Verdict,
-    load_checkpoint, roundtrip, save_checkpoint,
+    CommandKind, CommandRecord, CommandStatus, DecisionKind, DecisionVerdict, EventKind, Node, NodeStatus, RunState,
+    TreeStore, load_checkpoint, roundtrip, save_checkpoint,
 )
 from searchmgr.surface import same_recipe
 from searchmgr.tasks import Segment, Task
@@ -338,7 +338,7 @@ class Supervisor:
 
     def _fixed_child(self, parent: Node) -> Node:
         decision = Decision.hold(self.task.surface, "fixed baseline: hold the base recipe")
-        did = self.recorder.record(Trace(DecisionKind.MANAGER, T.FIXED, parent.id, Verdict.ACCEPTED,
+        did = self.recorder.record(Trace(DecisionKind.MANAGER, T.FIXED, parent.id, DecisionVerdict.ACCEPTED,
                                          parsed=decision.model_dump()))
         end = min(parent.end_step + self.config.segment_steps, self.horizon)
         return self.store.add_node(self.search_id, parent.id, parent.depth + 1, parent.end_step, end,
@@ -447,7 +447,8 @@ class Supervisor:
             return CommandStatus.REJECTED, "the command holds no recipe object", node
         verdict, reasons = verify_change(self.task.surface, node.recipe, recipe, note)
         context = {"command_id": cmd.id, "note": note[:NOTE_MAX_CHARS], "requested": recipe, "asked_of": cmd.node_id}
-        trace = Trace(DecisionKind.MANAGER, HUMAN, node.id, Verdict.ACCEPTED if verdict.ok else Verdict.REJECTED,
+        recorded = DecisionVerdict.ACCEPTED if verdict.ok else DecisionVerdict.REJECTED
+        trace = Trace(DecisionKind.MANAGER, HUMAN, node.id, recorded,
                       reason=None if verdict.ok else "; ".join(reasons), context=context,
                       parsed=verdict.decision.model_dump() if verdict.decision else None,
                       rejection=None if verdict.ok else verdict.rejection.kind.value, snapshot_step=step,
@@ -570,20 +571,20 @@ class Supervisor:
                 self._trace(p, last, n)
                 self.reporter.rejected(p.node_id, self.manager.name, last.error or str(last.verdict.rejection))
             elif p.version != version:
-                self._trace(p, last, n, Verdict.STALE, f"stale: the recipe changed since the snapshot at step "
+                self._trace(p, last, n, DecisionVerdict.STALE, f"stale: the recipe changed since the snapshot at step "
                             f"{p.snapshot_step} (version {p.version} -> {version}); the verifier had admitted it")
             elif step - p.snapshot_step > self.settings.stale_steps:
-                self._trace(p, last, n, Verdict.STALE, f"stale: {step - p.snapshot_step} steps since the snapshot "
-                            f"at step {p.snapshot_step} (limit stale_steps={self.settings.stale_steps}); the "
+                self._trace(p, last, n, DecisionVerdict.STALE, f"stale: {step - p.snapshot_step} steps since the "
+                            f"snapshot at step {p.snapshot_step} (limit stale_steps={self.settings.stale_steps}); the "
                             "verifier had admitted it")
             elif same_recipe(last.verdict.recipe, node.recipe):
-                self._trace(p, last, n, Verdict.ACCEPTED, "admitted; it holds every knob, so nothing changes")
+                self._trace(p, last, n, DecisionVerdict.ACCEPTED, "admitted; it holds every knob, so nothing changes")
             else:
                 node = self._split(node, step, state, metrics, p, last, n)
         return node
 
-    def _trace(self, p: Pending, a: Attempt, attempt: int, verdict: Verdict | None = None, reason: str | None = None,
-               applied_step: int | None = None) -> int:
+    def _trace(self, p: Pending, a: Attempt, attempt: int, verdict: DecisionVerdict | None = None,
+               reason: str | None = None, applied_step: int | None = None) -> int:
         """Record one attempt of a request with its snapshot; ``verdict`` and ``reason`` override the verifier's
         (stale answers, admitted holds)."""
         trace = Trace.of_attempt(a, attempt, self.manager.name, p.node_id, p.context)
@@ -617,10 +618,10 @@ class Supervisor:
             if p.future.done() and not p.future.cancelled():
                 for n, a in enumerate(p.future.result()):
                     said = "admitted" if a.proposal is not None and a.verdict.ok else "rejected"
-                    self._trace(p, a, n, Verdict.STALE, f"stale: {why}; the verifier had {said} it"
+                    self._trace(p, a, n, DecisionVerdict.STALE, f"stale: {why}; the verifier had {said} it"
                                 if a.proposal is not None else f"stale: {why}; manager error: {a.error}")
             else:
-                self.recorder.record(Trace(DecisionKind.MANAGER, self.manager.name, p.node_id, Verdict.STALE,
+                self.recorder.record(Trace(DecisionKind.MANAGER, self.manager.name, p.node_id, DecisionVerdict.STALE,
                                            reason=f"stale: {why}; still in flight", context=p.context,
                                            snapshot_step=p.snapshot_step, recipe_version=p.version))
         self.pending.clear()

@@ -89,9 +89,10 @@ class DecisionKind(str, enum.Enum):
     STOPPER = "stopper"
 
 
-class Verdict(str, enum.Enum):
-    """What became of one request: a manager's answer is accepted, rejected (by the verifier), an error (no
-    answer) or stale (answered for a tree that changed); a stopper's verdict is stop or continue."""
+class DecisionVerdict(str, enum.Enum):
+    """A decision row's verdict, what became of one request: a manager's answer is accepted, rejected (by the
+    verifier, whose own result is :class:`searchmgr.decision.Verification`), an error (no answer) or stale
+    (answered for a tree that changed); a stopper's verdict is stop or continue."""
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -221,7 +222,7 @@ class DecisionRecord:
     context: Any
     raw_response: str | None
     parsed: Any
-    verdict: Verdict
+    verdict: DecisionVerdict
     reason: str | None
     applied: bool
     latency_s: float | None
@@ -240,7 +241,7 @@ class DecisionRecord:
         r = dict(row)
         try:
             r["kind"] = DecisionKind(r["kind"])
-            r["verdict"] = Verdict(r["verdict"])
+            r["verdict"] = DecisionVerdict(r["verdict"])
             r["applied"] = bool(r["applied"])
             r["context"] = json.loads(r["context"]) if r["context"] else None
             r["parsed"] = json.loads(r["parsed"]) if r["parsed"] else None
@@ -648,7 +649,7 @@ class TreeStore:
                 "raw_response": self._text(raw_response if raw_response is None or isinstance(raw_response, str)
                                            else json.dumps(raw_response, default=str), MAX_ANSWER_CHARS),
                 "parsed": self._json(parsed),
-                "verdict": Verdict(verdict).value, "reason": self._text(reason), "applied": int(applied),
+                "verdict": DecisionVerdict(verdict).value, "reason": self._text(reason), "applied": int(applied),
                 "latency_s": latency_s,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": _now(),
                 "snapshot_step": snapshot_step, "recipe_version": recipe_version, "applied_step": applied_step,

@@ -20,7 +20,7 @@ from searchmgr.commands import HUMAN
 from searchmgr.lifecycle import RunStatus, RunView, read_run
 from searchmgr.rundir import DB_NAME
 from searchmgr.store import (
-    CommandKind, DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore, Verdict,
+    CommandKind, DecisionKind, DecisionRecord, Node, NodeNotFound, NodeStatus, StoreError, TreeStore, DecisionVerdict,
 )
 from searchmgr.tasks import TaskError, stored_objective
 from searchmgr.tasks.base import Objective
@@ -190,7 +190,7 @@ def node_detail(run: Run, node_id: int) -> dict:
                        if parent and parent.recipe.get(k) != v},
             "curves": curves, "metric": objective.metric, "direction": objective.direction.value,
             "decision": _decision_json(decision) if decision else None, "observed": observed,
-            "attempts": [_decision_json(d) for d in manager if d.verdict is not Verdict.ACCEPTED],
+            "attempts": [_decision_json(d) for d in manager if d.verdict is not DecisionVerdict.ACCEPTED],
             "stopper": [{**_decision_json(d), "step": d.context.get("step") if isinstance(d.context, dict) else None}
                         for d in stopper],
             "children": [c.id for c in kids],
