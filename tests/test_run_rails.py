@@ -126,3 +126,18 @@ def _node(source):
 
     return Node(1, 1, None, 0, 0, 0, {}, NodeStatus.DONE, source, None, None, None, 0, 0.0, 0, None, None, None,
                 None, None, 0.0, None)
+
+
+def test_an_endpoint_outage_stops_the_search_without_closing_the_parent(tmp_path):
+    from fake_openai_server import FakeOpenAI
+
+    run = tmp_path / "run"
+    with FakeOpenAI(default=lambda body: {"status": 503}) as srv:  # the manager and its fallback: both down
+        outcome = explore(["task=toy", "preset=smoke", f"out={run}", "budget.steps=240", "manager.name=openai",
+                           "manager.fallback=openai", f"manager.base_url={srv.base_url}", "manager.max_retries=0",
+                           "manager.backoff_s=0", "manager.timeout_s=5"])
+    assert outcome.stopped and "no manager answered" in outcome.stop_reason
+    with TreeStore.read_only(run / "tree.db") as s:
+        sid = s.search()["id"]
+        assert s.closed(sid) == frozenset()  # was: the parent closed for good
+        assert s.run_state(sid)[0].value == "stopped"
