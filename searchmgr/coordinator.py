@@ -490,7 +490,17 @@ class Coordinator:
                     if not self.stopping else tuple(CommandKind))
         self.store.set_run_state(self.search_id, RunState.STOPPED if self.stopping else RunState.FINISHED, reason)
         self.reporter.finished(outcome)
+        if not self._alternatives(nodes, fixed):
+            self.reporter.message(f"no schedule but the fixed recipe's reached the horizon (step "
+                                  f"{self.config.horizon}): there is nothing to compare with it yet; resume with a "
+                                  "larger budget.steps")
         return outcome
+
+    def _alternatives(self, nodes: list[Node], fixed: list[Node]) -> list[Node]:
+        """The complete schedules (trained to the horizon) other than the fixed recipe's."""
+        on_fixed = {n.id for n in fixed}
+        return [n for n in nodes if n.depth == self.config.max_depth and n.status is NodeStatus.DONE
+                and n.id not in on_fixed]
 
     def interrupt(self) -> list[int]:
         """The user stopped the search: nodes in the executors' hands become interrupted."""

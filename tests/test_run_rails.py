@@ -141,3 +141,18 @@ def test_an_endpoint_outage_stops_the_search_without_closing_the_parent(tmp_path
         sid = s.search()["id"]
         assert s.closed(sid) == frozenset()  # was: the parent closed for good
         assert s.run_state(sid)[0].value == "stopped"
+
+
+def test_a_search_that_completes_no_alternative_schedule_says_so(tmp_path):
+    said = []
+
+    class Say(Reporter):
+        def message(self, text):
+            said.append(text)
+
+    explore(["task=toy", "preset=smoke", f"out={tmp_path / 'run'}", "budget.steps=60", "uct.fixed=first"],
+            reporter=Say())  # the fixed path alone
+    assert any("no schedule but the fixed recipe's reached the horizon" in line for line in said)
+    said.clear()
+    explore(["task=toy", "preset=smoke", f"out={tmp_path / 'more'}", "budget.steps=240"], reporter=Say())
+    assert not any("no schedule but the fixed" in line for line in said)
