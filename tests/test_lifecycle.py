@@ -218,3 +218,9 @@ def test_control_commands_to_a_finished_run_are_refused_with_the_reason(tmp_path
         r = client.post(f"/api/runs/run/{kind}", json={})
         assert r.status_code == 409 and "finished" in r.json()["detail"] and r.json()["run_status"] == "finished"
     assert client.get("/api/runs").json()["runs"][0]["accepts"] == ["child", "close"]  # queued for a resume
+    with TreeStore.read_only(run / "tree.db") as s:
+        parent = next(n for n in s.nodes(s.search()["id"]) if n.depth == 1 and n.status is NodeStatus.DONE)
+    first = client.post(f"/api/runs/run/nodes/{parent.id}/children", json={"recipe": {"dropout": 0.05}})
+    assert first.status_code == 202 and "when the run is resumed" in first.json()["message"]
+    again = client.post(f"/api/runs/run/nodes/{parent.id}/children", json={"recipe": {"dropout": 0.05}})
+    assert again.status_code == 422 and "duplicate" in again.json()["detail"]  # refused at once, not queued twice
