@@ -187,22 +187,28 @@ def _close_subtrees(store: TreeStore, search_id: int) -> None:
             closed |= {nid}
 
 
+def pause_or_resume(store: TreeStore, search_id: int, cmd: CommandRecord, *, at: str = "",
+                    node_id: int | None = None) -> tuple[CommandStatus, str]:
+    """A pause or resume command: the run's state and its event (``at`` says where it applied, e.g.
+    ``" at step 40"``, of ``node_id``), or why it is refused. The search's loop and a supervised run share it."""
+    state = store.run_state(search_id)[0]
+    pause = cmd.kind is CommandKind.PAUSE
+    if pause and state is RunState.PAUSED:
+        return CommandStatus.REJECTED, "the run is already paused"
+    if not pause and state is not RunState.PAUSED:
+        return CommandStatus.REJECTED, f"the run is {state.value}, not paused"
+    done = "paused" if pause else "resumed"
+    store.set_run_state(search_id, RunState.PAUSED if pause else RunState.RUNNING, f"{done} by command {cmd.id}")
+    store.add_event(search_id, EventKind.PAUSED if pause else EventKind.UNPAUSED, f"{done} by command {cmd.id}{at}",
+                    node_id=node_id)
+    return CommandStatus.APPLIED, f"{done}{at}"
+
+
 def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
            cmd: CommandRecord) -> tuple[CommandStatus, str, int | None]:
     """One command: ``(status, what happened, child id)``."""
-    state = store.run_state(search_id)[0]
-    if cmd.kind is CommandKind.PAUSE:
-        if state is RunState.PAUSED:
-            return CommandStatus.REJECTED, "the run is already paused", None
-        store.add_event(search_id, EventKind.PAUSED, f"paused by command {cmd.id}")
-        store.set_run_state(search_id, RunState.PAUSED, f"paused by command {cmd.id}")
-        return CommandStatus.APPLIED, "paused", None
-    if cmd.kind is CommandKind.RESUME:
-        if state is not RunState.PAUSED:
-            return CommandStatus.REJECTED, f"the run is {state.value}, not paused", None
-        store.add_event(search_id, EventKind.UNPAUSED, f"resumed by command {cmd.id}")
-        store.set_run_state(search_id, RunState.RUNNING, f"resumed by command {cmd.id}")
-        return CommandStatus.APPLIED, "resumed", None
+    if cmd.kind in (CommandKind.PAUSE, CommandKind.RESUME):
+        return *pause_or_resume(store, search_id, cmd), None
     if cmd.kind is CommandKind.STOP:
         store.set_run_state(search_id, RunState.STOPPING, f"stop command {cmd.id}")
         return CommandStatus.APPLIED, "the search stops", None

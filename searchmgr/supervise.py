@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import Attempt, run_attempts
-from searchmgr.commands import HUMAN, NOTE_MAX_CHARS, settle_moot, verify_change
+from searchmgr.commands import HUMAN, NOTE_MAX_CHARS, pause_or_resume, settle_moot, verify_change
 from searchmgr.config import ConfigError, SearchConfig, build_config, merge, parse_overrides
 from searchmgr.decision import Decision
 from searchmgr.errors import SearchmgrError
@@ -416,24 +416,14 @@ class Supervisor:
     def _command(self, cmd: CommandRecord, node: Node, step: int, state: dict, metrics: dict[str, float],
                  steer: bool) -> tuple[CommandStatus, str, Node]:
         """One command at a boundary: ``(status, what happened, the segment training now)``."""
-        paused = self.store.run_state(self.search_id)[0] is RunState.PAUSED
-        if cmd.kind is CommandKind.PAUSE and not paused:
-            self.store.set_run_state(self.search_id, RunState.PAUSED, f"paused by command {cmd.id}")
-            self.store.add_event(self.search_id, EventKind.PAUSED, f"paused by command {cmd.id} at step {step}",
-                                 node_id=node.id)
-            return CommandStatus.APPLIED, f"paused at step {step}", node
-        if cmd.kind is CommandKind.RESUME and paused:
-            self.store.set_run_state(self.search_id, RunState.RUNNING, f"resumed by command {cmd.id}")
-            self.store.add_event(self.search_id, EventKind.UNPAUSED, f"resumed by command {cmd.id} at step {step}",
-                                 node_id=node.id)
-            return CommandStatus.APPLIED, f"resumed at step {step}", node
+        if cmd.kind in (CommandKind.PAUSE, CommandKind.RESUME):
+            return *pause_or_resume(self.store, self.search_id, cmd, at=f" at step {step}", node_id=node.id), node
         if cmd.kind is CommandKind.STOP:
             self.stopping = f"stopped by command {cmd.id}"
             return CommandStatus.APPLIED, f"the run stops at step {step}", node
         if cmd.kind is CommandKind.CHILD and steer:
             return self._human_change(cmd, node, step, state, metrics)
-        why = {CommandKind.PAUSE: "the run is already paused", CommandKind.RESUME: "the run is not paused",
-               CommandKind.CLOSE: "a supervised run has no subtree to close",
+        why = {CommandKind.CLOSE: "a supervised run has no subtree to close",
                CommandKind.CHILD: "the fixed baseline trains first; a recipe change applies to the supervised "
                                   "chain after it"}[cmd.kind]
         return CommandStatus.REJECTED, why, node
