@@ -42,6 +42,9 @@ def original(tmp_path_factory):
     script = ["no JSON here", decision([{"knob": "lr", "op": "scale", "value": 30.0}]), {"status": 500}]
     with FakeOpenAI(script, default=llm_answers()) as srv:
         explore(["task=toy", "preset=smoke", "budget.steps=140", "eval_every=4", "seed=4", "manager.name=openai",
+                 # the manager asked first, so the script's bad answers reach it (with the shipped start points
+                 # the stopper's requests come first and take them: no rejection or error to replay)
+                 "uct.start=bounded", "uct.hold_first=false",
                  f"manager.base_url={srv.base_url}", "manager.max_retries=0", "manager.backoff_s=0",
                  "stopper.name=llm", "stopper.every_evals=1", f"out={out}"])
     assert srv.requests
