@@ -1,7 +1,8 @@
 """Does an LLM choosing among the model's ranked candidates help? (issue 29)
 
     .venv/bin/python scripts/bench_llm_chooser.py --base-url http://127.0.0.1:8080/v1 --model smollm2 \
-        [--tasks toy,grpo_arith,tinystories_overfit] [--seeds 3] [--out runs/llm_chooser] [WORD=VALUE ...]
+        [--tasks toy,grpo_arith,tinystories_overfit] [--seeds 3] [--methods M1,M2] [--out runs/llm_chooser] \
+        [WORD=VALUE ...]
     .venv/bin/python scripts/bench_llm_chooser.py --summary-only --out runs/llm_chooser
 
 Per task, one ``searchmgr compare`` (resumed when its folder already holds one) of four methods at the same
@@ -105,6 +106,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2", help="model name sent to the endpoint")
     ap.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {sorted(TASKS)}")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--methods", default=",".join(METHODS), help="a subset to run now (a resumed comparison adds "
+                    "the others later; the endpoint words are stored with the first run)")
     ap.add_argument("--out", default="runs/llm_chooser")
     ap.add_argument("--summary-only", action="store_true", help="only summarise the comparisons already in OUT")
     ap.add_argument("words", nargs="*", help="extra WORD=VALUE overrides for every comparison")
@@ -118,11 +121,11 @@ def main() -> None:
         folder = out / task
         if not args.summary_only:
             if (folder / "compare.json").exists():
-                compare([f"seeds={args.seeds}"], resume=folder)
+                compare([f"seeds={args.seeds}", f"methods={args.methods}"], resume=folder)
             else:
                 if not args.base_url:
                     raise SystemExit("--base-url is needed to run tree:model_llm (e.g. http://127.0.0.1:8080/v1)")
-                compare([*TASKS[task], f"methods={','.join(METHODS)}", f"seeds={args.seeds}", "threads=1",
+                compare([*TASKS[task], f"methods={args.methods}", f"seeds={args.seeds}", "threads=1",
                          "executor.ahead=0", f"manager.base_url={args.base_url}", f"manager.model={args.model}",
                          "manager.timeout_s=300", "manager.max_tokens=256", f"out={folder}", *args.words])
         if (folder / "compare.json").exists():

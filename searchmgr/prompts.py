@@ -232,7 +232,7 @@ def render_context(ctx: Mapping[str, Any], feedback: Sequence[str] = (), extra: 
 
 # the chooser among the model's candidates (model_llm) ---------------------------------------
 
-CHOOSER_PROMPT_VERSION = "chooser/1"
+CHOOSER_PROMPT_VERSION = "chooser/2"  # 2: no example answer (SmolLM2 copied chooser/1's example, id 1, every time)
 
 
 def chooser_system_prompt(family: Family, description: str, surface: ActionSurface, objective: Objective,
@@ -250,14 +250,13 @@ def chooser_system_prompt(family: Family, description: str, surface: ActionSurfa
     if own:
         rules.append("- If no candidate fits what the telemetry shows, answer \"choice\": \"own\" with your own "
                      "\"updates\" (every knob once, in the listed order; each within its admissible range).")
-    example = {"choice": 1, "reason": "<why this candidate, one sentence>"}
     return "\n\n".join([
         "You are the training manager of a search over training schedules. Training runs in segments; before each "
         "segment a model fitted on this run's own evidence (every scored segment) ranks candidate recipes for the "
         "next segment. You choose one of them. Every candidate is a bounded, verified change of the current recipe.",
         *_task_parts(family, description, surface, objective),
-        "## Required answer\n" + "\n".join(rules) + "\nAnswer with ONE JSON object and nothing else. Example:\n"
-        + json.dumps(example),
+        "## Required answer\n" + "\n".join(rules) + "\nAnswer with ONE JSON object and nothing else, with the keys "
+        "\"choice\" (the id you pick, a number) and \"reason\" (your own words).",
     ])
 
 
