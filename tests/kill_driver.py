@@ -37,7 +37,7 @@ def snapshot(workdir: Path, run: Path) -> dict:
     con = sqlite3.connect(f"file:{run / 'tree.db'}?mode=ro", uri=True)
     try:
         rows = con.execute("SELECT id, parent_id, status, val_score, finished_at, checkpoint, checkpoint_sha256, "
-                           "steps_trained, source, recipe FROM nodes ORDER BY id").fetchall()
+                           "steps_trained, source, recipe, depth FROM nodes ORDER BY id").fetchall()
         out["duplicate_metrics"] = con.execute(
             "SELECT COUNT(*) FROM (SELECT node_id, step, key FROM metrics GROUP BY node_id, step, key "
             "HAVING COUNT(*) > 1)").fetchone()[0]
@@ -48,7 +48,7 @@ def snapshot(workdir: Path, run: Path) -> dict:
     nodes = []
     for r in rows:
         n = dict(zip(("id", "parent_id", "status", "val_score", "finished_at", "checkpoint", "sha256",
-                      "steps_trained", "source", "recipe"), r))
+                      "steps_trained", "source", "recipe", "depth"), r))
         if n["checkpoint"]:
             path = run / n["checkpoint"]
             n["checkpoint_ok"] = path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == n["sha256"]

@@ -56,7 +56,9 @@ def test_random_kill_points_lose_and_corrupt_nothing(tmp_path):
     assert final["lock"] == "", why  # released
     assert any(kind == "interrupted" for kind, _ in final["events"]), why
     fixed = [n for n in final["nodes"] if n["source"] == "fixed"]
-    assert len(fixed) == 4 and all(n["status"] == "done" for n in fixed), why
+    assert fixed and all(n["status"] in FINISHED for n in fixed), why  # the fixed recipe is the first start
+    # the killed and resumed search still ends with a complete schedule (uct.finish carries one to the horizon)
+    assert any(n["depth"] == 4 and n["status"] == "done" for n in final["nodes"]), why
     assert sum(n["steps_trained"] for n in final["nodes"]) <= 400, why
     siblings: dict = {}
     for n in final["nodes"]:  # no duplicated node: siblings differ in recipe
