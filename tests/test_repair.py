@@ -75,7 +75,7 @@ def test_a_checkpoint_damaged_while_the_search_runs_fails_only_its_children(tmp_
     run = make_run(tmp_path)
     with claim_run(run) as r:
         sid = r.store.search()["id"]
-        parent = T.fixed_path(r.store.nodes(sid))[2]
+        parent = next(n for n in r.store.nodes(sid) if n.depth == 2 and n.checkpoint)  # a node mid-schedule
         child = r.store.add_node(sid, parent.id, parent.depth + 1, parent.end_step, parent.end_step + 10,
                                  {**parent.recipe, "dropout": 0.3}, "heuristic")
     search = resume_run(run, {"budget": {"steps": 100}})  # intact at resume: nothing repaired yet
