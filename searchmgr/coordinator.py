@@ -41,6 +41,7 @@ from searchmgr.recorder import Recorder, Trace
 from searchmgr.repair import quarantine
 from searchmgr.rundir import RunLock
 from searchmgr.stoppers import Peer, StopContext, Stopper, stopper_class
+from searchmgr.sanitize import shorten
 from searchmgr.surface import same_recipe
 from searchmgr.signals import StopSignals
 from searchmgr.store import (
@@ -55,6 +56,9 @@ def diverged(metrics: dict[str, float], metric: str, step: int) -> str | None:
     """Why a segment must stop at this evaluation (its objective is not finite), or None."""
     value = metrics.get(metric)
     return None if value is None or math.isfinite(value) else f"diverged at step {step}: {metric}={value}"
+
+
+IDLE_FAILURES = 20  # segments in a row failing before their first step end the search
 
 
 @dataclass
@@ -114,6 +118,7 @@ class Coordinator:
         self.queued: deque[Node] = deque()  # asked ahead, waiting for a free worker
         self.live: dict[int, _Live] = {}  # submitted to the executor
         self.propose_s = 0.0  # seconds spent planning and proposing
+        self.idle_failures = 0  # segments in a row that failed before training a step
         self.signals = StopSignals()  # explore installs its handlers: SIGTERM/SIGINT stop at the next safe point
         self.stopping: str | None = None  # why the run stops (a stop command, a signal): nothing new starts
         self.unanswered: str | None = None  # the last proposal round's error when no manager answered at all
@@ -441,6 +446,7 @@ class Coordinator:
                 self.tell(self._signal_stopped(result))
                 if result.disk_full:  # the node is interrupted (retrained by --resume); nothing else can train
                     raise DiskFull(result.error)
+                exhausted = exhausted or self._failing(result)
                 trained += not result.interrupted
                 train_s += result.train_s
         if not self.stopping and self.config.select.reevaluate:  # a finished run names its best by fresh scores
@@ -448,6 +454,17 @@ class Coordinator:
                                  k=self.config.select.reevaluate, repeats=self.config.select.repeats,
                                  max_depth=self.config.max_depth, run_seed=self.config.seed, say=self.reporter.message)
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
+
+    def _failing(self, result: Trained) -> str | None:
+        """Why the search must end when segments keep failing before they train a step (they spend no budget,
+        so the search would plan failing children for ever), else None."""
+        node = self.store.node(result.node_id)
+        idle = node.status is NodeStatus.FAILED and node.steps_trained == 0
+        self.idle_failures = self.idle_failures + 1 if idle else 0
+        if self.idle_failures < IDLE_FAILURES:
+            return None
+        return (f"{self.idle_failures} segments in a row failed before training a step (the last: "
+                f"{shorten(node.error or '?')}); fix the task and continue with --resume")
 
     def _stop(self, why: str | None) -> None:
         """A stop command or a signal: nothing new starts; a signal also stops the segments in training."""
