@@ -325,7 +325,7 @@ def _add_search_commands(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("compare", help="run the tree search and the baselines at equal budget over seeds",
                        description="Run every method at the same step budget, seeds and task options and write "
                        "compare.json, compare.md and compare.png (best-so-far validation, mean ± se over seeds). "
-                       "Methods: tree (heuristic manager), tree:MANAGER, grid, random, tpe (Optuna), hyperband (Optuna TPE "
+                       "Methods: tree (model manager), tree:MANAGER, grid, random, tpe (Optuna), hyperband (Optuna TPE "
                        "with its HyperbandPruner), asha, pbt, pb2 (default: all of them). "
                        "Words: methods=, seeds=N (seeds 0..N-1), out=, grid.KNOB=V1,V2, and any explore setting "
                        "(task=, budget.steps=, task options ...). Example: searchmgr compare task=toy "

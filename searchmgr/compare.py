@@ -1,6 +1,6 @@
 """``searchmgr compare``: every method at the same step budget, seeds and task options.
 
-Methods: ``tree`` (the UCT search with the heuristic manager; ``tree:MANAGER`` for another
+Methods: ``tree`` (the UCT search with the default manager, ``model``; ``tree:MANAGER`` for another
 manager), and the baselines ``grid``, ``random``, ``tpe`` (Optuna), ``hyperband`` (Optuna's TPE with its
 HyperbandPruner), ``asha`` (asynchronous successive halving), ``pbt`` and ``pb2``
 (:mod:`searchmgr.policies`). Each (method, seed) is an ordinary run directory
@@ -47,7 +47,7 @@ class Method:
     def parse(cls, key: str) -> "Method":
         name, _, manager = key.partition(":")
         if name == "tree":
-            manager = manager or "heuristic"
+            manager = manager or "model"  # the default manager
             if manager not in manager_names():
                 raise ConfigError(f"unknown manager {manager!r} in method {key!r}; managers are {manager_names()}")
             return cls(key, {"policy": {"name": "uct"}, "manager": {"name": manager}})

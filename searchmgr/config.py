@@ -73,7 +73,8 @@ class UCTConfig(_Model):
 
 
 class ManagerConfig(_Model):
-    name: str = Field("heuristic", description="who proposes child recipes")
+    name: str = Field("model", description="who proposes child recipes (model: ranked by a model of the run's "
+                      "evidence; heuristic: fixed rules; random; openai; replay)")
     attempts: int = Field(3, ge=1, le=10, description="tries per parent before the fallback manager decides")
     fallback: str = Field("heuristic", description="manager used when proposals keep being rejected")
     # LLM backend (manager `openai` and stopper `llm`) ----------------------------------

@@ -35,7 +35,7 @@ def test_every_method_runs_within_budget_and_leaves_at_most_one_horizon(one_seed
             nodes = store.nodes(store.search()["id"])
             sources = {n.source for n in nodes if n.depth > 0}
         policy = {"fixed", "start", "hold"}  # the tree's own children: fixed path, start points, holds
-        expected = {"tree": policy | {"heuristic"}, "tree:random": policy | {"random"}}.get(key, {key})
+        expected = {"tree": policy | {"model"}, "tree:random": policy | {"random"}}.get(key, {key})
         assert sources <= expected and sources & expected - {"fixed"}, (key, sources)
         schedule = export_schedule(row["run"])  # an ordinary run: its best schedule exports
         assert schedule.val_score == pytest.approx(row["best_val"])

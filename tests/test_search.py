@@ -66,9 +66,10 @@ def test_the_older_search_settings_still_run(tmp_path, toy_surface):
     # the settings before today's defaults, each still selectable: the fixed schedule grown before anything else
     # (uct.fixed=first), no endgame (uct.finish=false), root children one bounded step from the base recipe
     # (uct.start=bounded), every child from the manager (uct.hold_first=false), a child's mean utility as Q
-    # (uct.q=mean), no widening (uct.widen=0), the stopper's margin alone (stopper.noise=false)
+    # (uct.q=mean), no widening (uct.widen=0), the stopper's margin alone (stopper.noise=false), the rules'
+    # manager (manager.name=heuristic)
     old = ["uct.fixed=first", "uct.finish=false", "uct.start=bounded", "uct.hold_first=false", "uct.q=mean",
-           "uct.widen=0", "stopper.noise=false"]
+           "uct.widen=0", "stopper.noise=false", "manager.name=heuristic"]
     run, outcome = run_toy(tmp_path, "budget.steps=200", *old)
     with TreeStore(run / "tree.db") as s:
         config = s.search()["config"]

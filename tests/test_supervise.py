@@ -103,7 +103,7 @@ def test_show_export_report_replay_read_a_supervised_run(heuristic_run, tmp_path
     tree = client.get(f"/api/runs/{served['id']}/tree").json()
     assert tree["best_path"] == [1] + [n.id for n in chain] and len(tree["nodes"]) == len(chain) + 1
     panel = client.get(f"/api/runs/{served['id']}/nodes/{chain[1].id}").json()
-    assert panel["decision"]["source"] == "heuristic" and panel["decision"]["diagnosis"]
+    assert panel["decision"]["source"] == "model" and panel["decision"]["diagnosis"]  # the default manager
 
 
 def test_chunked_live_run_trains_like_the_fixed_path(tmp_path):

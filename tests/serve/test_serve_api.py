@@ -44,12 +44,12 @@ def test_runs_tree_and_node_panel(client, run):
     nodes = nodes_of(run)
     assert tree["full"] and len(tree["nodes"]) == len(nodes) and tree["surface"][0]["name"] == "lr"
     assert tree["fixed_path"] == [n.id for n in T.fixed_path(nodes)] and tree["best_path"][-1] == r["best"]["node"]
-    some = next(n for n in nodes if n.depth >= 2 and n.source == "heuristic")  # a manager's child, deep in the tree
+    some = next(n for n in nodes if n.depth >= 2 and n.source == "model")  # a manager's child, deep in the tree
     d = client.get(f"/api/runs/toy/nodes/{some.id}").json()
     assert d["node"]["id"] == some.id and d["parent_recipe"] is not None
     assert {"train/loss", "val/loss"} <= set(d["curves"])  # curves along the path, from step 0
     assert min(s for s, _ in d["curves"]["val/loss"]) < some.start_step
-    assert d["decision"]["source"] == "heuristic" and d["decision"]["diagnosis"]
+    assert d["decision"]["source"] == "model" and d["decision"]["diagnosis"]
     assert d["observed"]["val_score"] == some.val_score and "improved" in d["observed"]
 
 
