@@ -41,6 +41,7 @@ from searchmgr.recorder import Recorder, Trace
 from searchmgr.repair import quarantine
 from searchmgr.rundir import RunLock
 from searchmgr.stoppers import Peer, StopContext, Stopper, stopper_class
+from searchmgr.stoppers.references import references
 from searchmgr.sanitize import shorten
 from searchmgr.surface import same_recipe
 from searchmgr.signals import StopSignals
@@ -49,7 +50,7 @@ from searchmgr.store import (
 )
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
-from searchmgr.telemetry import noise, summarize
+from searchmgr.telemetry import summarize
 
 
 def diverged(metrics: dict[str, float], metric: str, step: int) -> str | None:
@@ -263,29 +264,16 @@ class Coordinator:
         decision = self.store.decision(node.decision_id).parsed if node.decision_id else None
         self.reporter.node_started(node, node.source, (decision or {}).get("diagnosis"))
         segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
-        best_all = T.best_leaf(nodes, objective, cfg.max_depth)
         stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
-        ref = cfg.stopper.reference
-        if ref == "horizon" and best_all is not None and best_all.depth == cfg.max_depth:
-            reference, reference_step = best_all.val_score, best_all.end_step
-        else:  # best or median at the node's depth (horizon too, until a schedule is complete)
-            reference = (T.median_at_depth if ref == "median" else T.best_at_depth)(nodes, objective, node.depth)
-            reference_step = None
+        refs = references(node, nodes, objective, max_depth=cfg.max_depth, reference=cfg.stopper.reference,
+                          with_noise=stopper is not None and cfg.stopper.noise,
+                          series=self.store.series(objective.metric) if stopper is not None else {})
         self.live[node.id] = _Live(
-            node, stopper, reference, best_all.val_score if best_all else None,
+            node, stopper, refs.best_here, refs.best_all,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),
-            T.steps_used(nodes) - node.steps_trained, reference_step,
-            noise(list(self.store.series(objective.metric).values())) if stopper and cfg.stopper.noise else None,
-            self.peers(node, nodes) if stopper and ref == "rank" else ())
+            T.steps_used(nodes) - node.steps_trained, refs.reference_step, refs.noise, refs.peers)
         return Job(node.id, self.task_spec, node.recipe, segment, self.run_dir / parent.checkpoint,
                    parent.checkpoint_sha256, self.run_dir / checkpoint_ref(node.id), cfg.threads)
-
-    def peers(self, node: Node, nodes: list[Node]) -> tuple[Peer, ...]:
-        """The finished segments at ``node``'s depth with their curves (the rank stopper's comparables)."""
-        series = self.store.series(self.task.objective.metric)
-        return tuple(Peer(n.id, tuple(series.get(n.id, ())), n.val_score if n.status is NodeStatus.DONE else None)
-                     for n in nodes if n.depth == node.depth and n.id != node.id
-                     and n.status in (NodeStatus.DONE, NodeStatus.PRUNED))
 
     def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
         """Record one evaluation of a training node; True when its stopper prunes it here."""
