@@ -127,6 +127,7 @@ def test_without_evidence_the_chooser_takes_the_models_prior_and_asks_nothing():
     (pick(6), (None, "choice 6 is not one of [1, 2, 3, 4, 5]")), ('{"choice": true}', (None, "choice True")),
     ('{"choice": "own", "reason": "r"}', (None, "choice 'own' is not one of")), ("pick two", (None, "no JSON")),
     ("[2]", (None, "JSON list")),
+    ('{ "choice": 4, "reason": ");\n```\nThis is" }', (4, None)),  # a raw newline in the reason (SmolLM2, grpo_arith)
 ])
 def test_parse_choice(text, expected):
     choice, _, _, why = parse_choice(text, [1, 2, 3, 4, 5], own=False)

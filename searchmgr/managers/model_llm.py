@@ -25,6 +25,7 @@ there is a choice to make.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Sequence
 
@@ -39,13 +40,28 @@ from searchmgr.request_schema import OWN, choice_schema, render_ranges, request_
 from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_SHORT_CHARS, cap
 
 
+def _load(text: str) -> Any:
+    """The answer's JSON object; raw control characters inside its strings are read too (llama.cpp's grammar let
+    SmolLM2 put newlines in its reason on grpo_arith, which made those answers unreadable)."""
+    try:
+        return extract_json(text)
+    except ValueError:
+        start, end = text.find("{"), text.rfind("}")
+        if 0 <= start < end:
+            try:
+                return json.loads(text[start:end + 1], strict=False)
+            except (ValueError, RecursionError):
+                pass
+        raise ValueError("no JSON object found in the response") from None
+
+
 def parse_choice(text: Any, ids: Sequence[int], own: bool) -> tuple[int | str | None, str, Any, str | None]:
     """``(choice, reason, updates, why)`` from an answer: ``why`` is None when ``choice`` is one of ``ids`` (or
     ``"own"`` with updates, where allowed), else it says what is wrong. Never raises."""
     if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None, "", None, f"the answer is not text of at most {MAX_ANSWER_CHARS} characters"
     try:
-        data = extract_json(text)
+        data = _load(text)
     except ValueError:
         return None, "", None, "the answer holds no JSON object"
     if not isinstance(data, dict):
