@@ -136,6 +136,7 @@ def test_horizon_reference_is_the_best_complete_schedule(tmp_path):
     with FakeOpenAI(default=always_stop()) as srv:
         explore(["task=toy", "preset=smoke", "segment_steps=20", "eval_every=4", "max_depth=2", "budget.steps=100",
                  "stopper.name=llm", "stopper.every_evals=1", "stopper.reference=horizon",
+                 "uct.fixed=first",  # the fixed schedule is complete before any segment is judged against it
                  f"manager.base_url={srv.base_url}", "manager.timeout_s=2", f"out={tmp_path / 'run'}"])
     with TreeStore(tmp_path / "run" / "tree.db") as store:
         sid = store.search()["id"]
