@@ -77,8 +77,10 @@ def _coordinator(run: Run, config: SearchConfig, task: Task, search_id: int,
         raise ConfigError(str(e)) from None
 
 
-def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Task) -> None:
-    """A new run's contents: its config, the search row and the root (the untrained model, the base recipe)."""
+def build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Task, *, kind: str = "run",
+               supervise: dict | None = None) -> None:
+    """A new run's contents: its config, the search row and the root (the untrained model, the base recipe);
+    a supervised run (``supervise``: its settings) records them too."""
     try:
         info = task.info()
         state = task.init(config.seed)
@@ -88,14 +90,17 @@ def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, task: Tas
     (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
     sid = store.create_search(config.task, config.model_dump(mode="json"), task.surface.describe(),
                               task.surface.fingerprint(), info)
+    if supervise is not None:
+        store.set_supervision(sid, supervise)
     root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
     ref = rundir.checkpoint_ref(root.id)
     sha = save_checkpoint(state, run_dir / ref)
     store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
                       steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-    store.set_run_state(sid, RunState.CREATED, f"run created for task {task.name}")
-    store.add_event(sid, EventKind.CREATED, f"run created for task {task.name}",
-                    data={"info": info, "pid": os.getpid(), "host": socket.gethostname()})
+    store.set_run_state(sid, RunState.CREATED, f"{kind} created for task {task.name}")
+    store.add_event(sid, EventKind.CREATED, f"{kind} created for task {task.name}",
+                    data={"info": info, "pid": os.getpid(), "host": socket.gethostname(),
+                          **({"supervise": supervise} if supervise is not None else {})})
 
 
 def create_run(config: SearchConfig, reporter: Reporter | None = None, task: Task | None = None) -> Coordinator:
@@ -106,7 +111,7 @@ def create_run(config: SearchConfig, reporter: Reporter | None = None, task: Tas
     config, task = resolve(config, task)
     run_dir = config.out or Path("runs") / f"{task.name}-{datetime.now():%Y%m%d-%H%M%S}"  # a plug-in's name
     config = config.model_copy(update={"out": run_dir})
-    run = rundir.create_run(run_dir, lambda stage, store: _build_root(stage, store, config, task),
+    run = rundir.create_run(run_dir, lambda stage, store: build_root(stage, store, config, task),
                             Redactor.from_env(config.manager.api_key_env))
     row = run.store.search()
     coordinator = _coordinator(run, config, task, row["id"], reporter)

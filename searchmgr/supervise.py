@@ -57,8 +57,8 @@ from searchmgr.progress import Reporter
 from searchmgr.recorder import Recorder, Trace
 from searchmgr import rundir
 from searchmgr.rundir import CONFIG_NAME, DB_NAME, RunLock, checkpoint_ref
-from searchmgr.sanitize import Redactor, cap, fmt
-from searchmgr.search import resolve
+from searchmgr.sanitize import Redactor, fmt
+from searchmgr.search import build_root, resolve
 from searchmgr.signals import StopSignals
 from searchmgr.store import (
     CommandKind, CommandRecord, CommandStatus, DecisionKind, DecisionVerdict, EventKind, Node, NodeStatus, RunState,
@@ -182,29 +182,6 @@ class Stopped(Exception):
     """A stop command or a signal, applied at a boundary: the segment ended there, ``--resume`` continues."""
 
 
-def _build_root(run_dir: Path, store: TreeStore, config: SearchConfig, settings: SuperviseSettings,
-                task: Task) -> None:
-    """A new supervised run's contents (in the hidden directory :func:`searchmgr.rundir.create_run` publishes)."""
-    try:
-        info = task.info()
-        state = task.init(config.seed)
-    except (ValueError, OSError) as e:  # bad data files and the like: the options are at fault
-        raise ConfigError(f"task {task.name} cannot start: {type(e).__name__}: {cap(str(e), 400)}; fix its "
-                          "options (data=, preset= ...)") from e
-    (run_dir / CONFIG_NAME).write_text(config.model_dump_json(indent=2))
-    sid = store.create_search(task.name, config.model_dump(mode="json"), task.surface.describe(),
-                              task.surface.fingerprint(), info)
-    store.set_supervision(sid, settings.model_dump())
-    root = store.add_node(sid, None, 0, 0, 0, task.base_recipe(), T.ROOT, status=NodeStatus.RUNNING)
-    ref = checkpoint_ref(root.id)
-    sha = save_checkpoint(state, run_dir / ref)
-    store.finish_node(root.id, NodeStatus.DONE, val_score=None, test_score=None, utility=None,
-                      steps_trained=0, checkpoint=ref, checkpoint_sha256=sha)
-    store.set_run_state(sid, RunState.CREATED, f"supervised run created for task {task.name}")
-    store.add_event(sid, EventKind.CREATED, f"supervised run created for task {task.name}",
-                    data={"info": info, "supervise": settings.model_dump()})
-
-
 class Supervisor:
     """One supervised run bound to a run directory: :meth:`create` or :meth:`resume`, then :meth:`run`."""
 
@@ -241,7 +218,8 @@ class Supervisor:
             raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr supervise --resume "
                               f"{run_dir}` or choose another out=")
         config = config.model_copy(update={"out": run_dir})
-        run = rundir.create_run(run_dir, lambda stage, store: _build_root(stage, store, config, settings, task),
+        run = rundir.create_run(run_dir, lambda stage, store: build_root(stage, store, config, task, kind="supervised run",
+                                                             supervise=settings.model_dump()),
                                 Redactor.from_env(config.manager.api_key_env))
         row = run.store.search()
         sup = cls(run.path, config, settings, task, run.store, row["id"], reporter, owner=run.lock)
