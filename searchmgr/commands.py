@@ -31,13 +31,15 @@ from typing import Any, Callable, Mapping, Sequence
 from searchmgr import tree as T
 from searchmgr.config import SearchConfig
 from searchmgr.errors import UserError
-from searchmgr.decision import AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verification, verify
+from searchmgr.decision import (
+    AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verification, update_between, verify,
+)
 from searchmgr.progress import Reporter
 from searchmgr.store import (
     CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore,
 )
 from searchmgr.store import DecisionVerdict
-from searchmgr.surface import ActionSurface, Scale
+from searchmgr.surface import ActionSurface
 
 HUMAN = "human"  # the source of nodes a person proposed
 NOTE_MAX_CHARS = 2000
@@ -67,13 +69,10 @@ def human_decision(surface: ActionSurface, parent: Mapping[str, float], recipe: 
         if name not in surface:  # the verifier names the knobs
             updates.append(KnobUpdate(knob=name, op="add", value=0.0))
             continue
-        old = parent[name]
-        if math.isclose(value, old, rel_tol=1e-12, abs_tol=1e-15):
+        update = update_between(surface[name], parent[name], value)
+        if update is None:
             continue
-        if surface[name].scale is Scale.LOG and old > 0 and value > 0:
-            updates.append(KnobUpdate(knob=name, op="scale", value=value / old))
-        else:
-            updates.append(KnobUpdate(knob=name, op="add", value=value - old))
+        updates.append(update)
         audit.append(AuditEntry(knob=name, verdict="selected", reason="set by a person"))
     changed = {u.knob for u in updates}
     audit += [AuditEntry(knob=n, verdict="deferred", reason="kept from the parent") for n in surface.names

@@ -265,9 +265,10 @@ class Coordinator:
         self.reporter.node_started(node, node.source, (decision or {}).get("diagnosis"))
         segment = Segment(node.start_step, node.end_step - node.start_step, cfg.horizon, cfg.eval_every)
         stopper = self.policy.stopper(node, lambda: stopper_class(cfg.stopper.name).from_config(cfg))
+        with_noise = stopper is not None and cfg.stopper.noise
+        curves = with_noise or (stopper is not None and cfg.stopper.reference == "rank")  # one query, when read
         refs = references(node, nodes, objective, max_depth=cfg.max_depth, reference=cfg.stopper.reference,
-                          with_noise=stopper is not None and cfg.stopper.noise,
-                          series=self.store.series(objective.metric) if stopper is not None else {})
+                          with_noise=with_noise, series=self.store.series(objective.metric) if curves else {})
         self.live[node.id] = _Live(
             node, stopper, refs.best_here, refs.best_all,
             node.start_step + math.ceil(cfg.stopper.min_fraction * segment.steps),

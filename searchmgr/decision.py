@@ -25,7 +25,7 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from searchmgr.sanitize import MAX_ANSWER_CHARS, MAX_FIELD_CHARS, MAX_SHORT_CHARS, cap
-from searchmgr.surface import ActionSurface, Knob, Recipe, RecipeError, same_recipe
+from searchmgr.surface import ActionSurface, Knob, Recipe, RecipeError, Scale, same_recipe
 
 MAX_ITEMS = 32  # most audit entries, updates or watch items one decision may carry
 
@@ -147,6 +147,16 @@ def extract_json(text: str) -> Any:
 
 def _reject(kind: RejectionKind, reason: str, decision: Decision | None = None) -> Verification:
     return Verification(decision, None, Rejection(kind, cap(reason, MAX_FIELD_CHARS)))
+
+
+def update_between(knob: Knob, old: float, new: float) -> KnobUpdate | None:
+    """The update that takes ``knob`` from ``old`` to ``new`` (a factor on a log knob, a delta otherwise), or None
+    when they are the same value."""
+    if math.isclose(new, old, rel_tol=1e-12, abs_tol=1e-15):
+        return None
+    if knob.scale is Scale.LOG and old > 0 and new > 0:
+        return KnobUpdate(knob=knob.name, op="scale", value=new / old)
+    return KnobUpdate(knob=knob.name, op="add", value=new - old)
 
 
 def moved(knob: Knob, old: float, op: str, value: float) -> float:

@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from searchmgr.decision import AuditEntry, Decision, KnobUpdate, verify
+from searchmgr.decision import AuditEntry, Decision, update_between, verify
 from searchmgr.managers.base import Manager, Observation, Proposal, ProposalContext
 from searchmgr.managers.heuristic import FAMILY_RULES, HeuristicManager, supervised_candidates, to_decision
 from searchmgr.surface import ActionSurface, RecipeError, Scale, same_recipe
@@ -164,15 +164,9 @@ def rank(ctx: ProposalContext, cands: Sequence[Candidate], fit: Fit, low: float,
 
 
 def decision_for(ctx: ProposalContext, cand: Candidate, diagnosis: str, expected: str) -> Decision:
-    changed = [k for k in ctx.surface.names if not math.isclose(cand.recipe[k], ctx.parent_recipe[k],
-                                                                rel_tol=1e-12, abs_tol=1e-15)]
-    updates = []
-    for k in changed:
-        knob = ctx.surface[k]
-        if knob.scale is Scale.LOG:
-            updates.append(KnobUpdate(knob=k, op="scale", value=cand.recipe[k] / ctx.parent_recipe[k]))
-        else:
-            updates.append(KnobUpdate(knob=k, op="add", value=cand.recipe[k] - ctx.parent_recipe[k]))
+    updates = [u for k in ctx.surface.knobs
+               if (u := update_between(k, ctx.parent_recipe[k.name], cand.recipe[k.name])) is not None]
+    changed = {u.knob for u in updates}
     audit = [AuditEntry(knob=k, verdict="selected" if k in changed else "deferred",
                         reason=cand.source if k in changed else "held: the model's choice leaves it")
              for k in ctx.surface.names]
