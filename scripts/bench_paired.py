@@ -84,20 +84,26 @@ def table(folder: Path | list[Path], ref: str, oracle: float | None) -> str:
 
 
 def verdicts(by_seed: dict, sign: int) -> str:
-    """Each tree method against the best baseline by mean (paired over seeds both completed) and tree:random."""
+    """Each tree method against the best baseline by mean (paired over seeds both completed) and tree:random,
+    on validation (what every method selected on) and on test (what the selected schedule scores unseen)."""
     trees = [m for m in by_seed if m.split("/")[-1].startswith("tree")]
     baselines = [m for m in by_seed if m not in trees and by_seed[m]]
     if not baselines:
         return "no baseline completed a schedule"
-    best = max(baselines, key=lambda m: sign * mean_se([s["best_val"] for s in by_seed[m].values()])[0])
-    out = [f"best baseline by mean: `{best}`"]
-    for t in trees:
-        for ref in [best] + [m for m in trees if m.split("/")[-1] == "tree:random" and m != t]:
-            common = sorted(set(by_seed[t]) & set(by_seed[ref]))
-            d = [sign * (by_seed[t][k]["best_val"] - by_seed[ref][k]["best_val"]) for k in common]
-            m, se = mean_se(d)
-            word = "win" if m > se else ("loss" if m < -se else "tie")
-            out.append(f"- `{t}` − `{ref}`: {m:+.4g} ± {se:.2g} over {len(d)} seeds ({word}: {'beyond' if abs(m) > se else 'within'} one se)")
+    out = []
+    for key in ("best_val", "test"):
+        scored = {m: {k: s for k, s in seeds.items() if s.get(key) is not None} for m, seeds in by_seed.items()}
+        best = max((m for m in baselines if scored[m]),
+                   key=lambda m: sign * mean_se([s[key] for s in scored[m].values()])[0])
+        out.append(f"on {'validation' if key == 'best_val' else 'test'}: best baseline by mean `{best}`")
+        for t in trees:
+            for ref in [best] + [m for m in trees if m.split("/")[-1] == "tree:random" and m != t]:
+                common = sorted(set(scored[t]) & set(scored[ref]))
+                d = [sign * (scored[t][k][key] - scored[ref][k][key]) for k in common]
+                m, se = mean_se(d)
+                word = "win" if m > se else ("loss" if m < -se else "tie")
+                out.append(f"- `{t}` − `{ref}`: {m:+.4g} ± {se:.2g} over {len(d)} seeds "
+                           f"({word}: {'beyond' if abs(m) > se else 'within'} one se)")
     return "\n".join(out)
 
 
