@@ -154,6 +154,14 @@ class Summary:
     stopper_prunes: int
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def fixed_where(self) -> str:
+        """Where the fixed recipe's score was taken, when its path stopped before the horizon ("" when complete)."""
+        depth, top = self.extra.get("fixed_depth"), self.extra.get("max_depth")
+        if not depth or depth == top:
+            return ""
+        return f"at step {self.extra['fixed_step']} of {self.extra['horizon']}"
+
 
 def summarize(run: RunData) -> Summary:
     best = run.best_leaf()
@@ -175,7 +183,8 @@ def summarize(run: RunData) -> Summary:
         failed=sum(n.status is NodeStatus.FAILED for n in trained),
         accepted=run.counts.accepted, rejected=run.counts.rejected, manager_errors=run.counts.errors,
         stopper_prunes=run.counts.stopper_stops,
-        extra={"fixed_depth": fixed.depth, "manager": (run.config.get("manager") or {}).get("name"),
+        extra={"fixed_depth": fixed.depth, "fixed_step": fixed.end_step,
+               "horizon": run.max_depth * int(run.config.get("segment_steps") or 0), "manager": (run.config.get("manager") or {}).get("name"),
                "seed": run.seed, "max_depth": run.max_depth, "segment_steps": run.config.get("segment_steps"),
                "family": run.family.value})
 
@@ -184,9 +193,11 @@ def _summary_table(run: RunData, s: Summary) -> Table:
     rows = [
         ("run state", run.state or "-"),
         (f"best {s.metric} (node {s.best_node})", fmt(s.best_val)), ("its test score", fmt(s.best_test)),
-        (f"fixed recipe {s.metric} (depth {s.extra['fixed_depth']})", fmt(s.fixed_val)),
+        (f"fixed recipe {s.metric} (depth {s.extra['fixed_depth']})",
+         fmt(s.fixed_val) + (f" ({s.fixed_where}, where its path stopped)" if s.fixed_where else "")),
         ("fixed recipe test score", fmt(s.fixed_test)),
-        ("best against fixed (validation)", s.gain_text),
+        ("best against fixed (validation)",
+         s.gain_text + (f" (against the fixed recipe {s.fixed_where})" if s.fixed_where else "")),
         ("validation against test", s.val_test_text or "no test score"),
         ("steps spent / budget", f"{s.steps_used} / {s.budget_steps}"),
         ("segments trained (nodes expanded)", str(s.segments)),

@@ -241,8 +241,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = write_report(args.run, args.output, k=args.top_k)
     s, an = report.summary, report.analysis
     console = _console()
+    where = f" {s.fixed_where}" if s.fixed_where else ""
     console.print(f"best {s.metric}={fmt(s.best_val)} (test {fmt(s.best_test)}), fixed {fmt(s.fixed_val)} "
-                  f"(test {fmt(s.fixed_test)}); capacity-vs-regularization: {an.verdict.value} — {an.reason}",
+                  f"(test {fmt(s.fixed_test)}){where}; capacity-vs-regularization: {an.verdict.value} — {an.reason}",
                   markup=False)
     console.print(f"report written to {report.folder}: {report.markdown.name}, {report.html.name} "
                   "(self-contained), tree.png, curves.png, knobs.png, summary.json")

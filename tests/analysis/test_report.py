@@ -140,3 +140,19 @@ def test_analyze_figure(toy_run, tmp_path):
     assert len(rows) == 2
     data = json.loads((tmp_path / "analyze.json").read_text())
     assert [d["analysis"]["verdict"] for d in data] == [an.verdict.value for _, an in res.rows]
+
+
+def test_a_fixed_recipe_that_stopped_early_is_named_with_its_step(report, toy_run):
+    """The fixed recipe's score is compared at the step where its path stopped: the report says which step."""
+    import dataclasses
+
+    run = load_run(toy_run)
+    s = report.summary
+    fixed = run.fixed_path()[-1]
+    md = report.markdown.read_text()
+    horizon = run.max_depth * run.config["segment_steps"]
+    stopped = f"at step {fixed.end_step} of {horizon}"
+    assert (stopped in md) == (fixed.depth != run.max_depth)
+    short = dataclasses.replace(s, extra={**s.extra, "fixed_depth": 1, "fixed_step": 8, "horizon": 32, "max_depth": 4})
+    assert short.fixed_where == "at step 8 of 32"
+    assert dataclasses.replace(s, extra={**s.extra, "fixed_depth": 4, "max_depth": 4}).fixed_where == ""
