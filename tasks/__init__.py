@@ -22,20 +22,17 @@ used. The public contract is ``docs/tasks.md``.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from searchmgr.errors import UserError
 from searchmgr.sanitize import shorten
 from searchmgr.tasks.base import (
     Direction,
@@ -48,14 +45,13 @@ from searchmgr.tasks.base import (
     Task,
     TaskOptions,
     TieBreak,
+    is_namespaced,
 )
+from searchmgr.tasks.contract import CheckedTask
+from searchmgr.tasks.source import SourceKind, TaskError, TaskSource
 
 ENTRY_POINT_GROUP = "searchmgr.tasks"
 PLUGIN_MODULE_PREFIX = "searchmgr_plugin_"  # modules imported from a file path are named after it
-
-
-class TaskError(UserError, ValueError):
-    """A task reference that cannot be turned into a valid task; the message names the fix."""
 
 
 class UnknownTask(TaskError):
@@ -83,29 +79,6 @@ class InvalidTask(TaskError):
 
 class TaskOptionsError(TaskError):
     """Options that the task's options model refuses."""
-
-
-class SourceKind(str, enum.Enum):
-    """Where a task came from."""
-
-    ENTRY_POINT = "entry_point"
-    MODULE = "module"
-    FILE = "file"
-    INSTANCE = "instance"  # handed to explore(task=...) in Python
-
-
-@dataclass(frozen=True)
-class TaskSource:
-    """Provenance of a task: the reference the run stores (resume re-imports it) and what it pointed at."""
-
-    reference: str
-    kind: SourceKind
-    module: str
-    path: str | None = None
-    sha256: str | None = None  # of the file, for path references
-
-    def to_info(self) -> dict[str, Any]:
-        return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in asdict(self).items() if v is not None}
 
 
 # -- the registry (entry points) -------------------------------------------------------
@@ -204,8 +177,6 @@ def load(reference: str) -> tuple[Any, TaskSource]:
 def reference_of(task: Task) -> str:
     """The reference that re-imports ``task``'s class: ``module:Class``, or ``file.py:Class`` when the
     class lives in a script or a file-imported plug-in."""
-    from searchmgr.tasks.contract import CheckedTask
-
     if isinstance(task, CheckedTask):
         return task.source.reference
     cls = type(task)
@@ -276,14 +247,6 @@ def _parameters(fn: Any) -> list[inspect.Parameter]:
         return []
 
 
-def is_namespaced(key: Any) -> bool:
-    """``'val/loss'`` yes; ``'loss'``, ``'/loss'``, ``'val/'`` no."""
-    if not isinstance(key, str):
-        return False
-    head, sep, tail = key.partition("/")
-    return bool(sep and head and tail)
-
-
 def validate(task: Task, reference: str) -> None:
     """Check everything a task declares; raise :class:`InvalidTask` naming the fix."""
     problems = []
@@ -330,8 +293,6 @@ def validate(task: Task, reference: str) -> None:
 def load_task(reference: str, options: Mapping[str, Any] | None = None, instance: Task | None = None) -> Task:
     """Import, build and check the task ``reference`` names (or ``instance``, recorded under ``reference``);
     returns it wrapped in a :class:`CheckedTask` whose ``source`` is its provenance. Raises :class:`TaskError`."""
-    from searchmgr.tasks.contract import CheckedTask
-
     options = dict(options or {})
     if isinstance(instance, CheckedTask):
         instance = instance.inner

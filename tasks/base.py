@@ -150,3 +150,11 @@ class EvalRecorder:
     def __call__(self, step: int, metrics: dict[str, float]) -> bool:
         self.last = dict(metrics)
         return bool(self.on_eval(step, metrics))
+
+
+def is_namespaced(key: Any) -> bool:
+    """``'val/loss'`` yes; ``'loss'``, ``'/loss'``, ``'val/'`` no."""
+    if not isinstance(key, str):
+        return False
+    head, sep, tail = key.partition("/")
+    return bool(sep and head and tail)

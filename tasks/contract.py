@@ -15,8 +15,8 @@ from numbers import Real
 from typing import Any
 
 from searchmgr.surface import ActionSurface, Recipe
-from searchmgr.tasks import TaskError, TaskSource, is_namespaced
-from searchmgr.tasks.base import Family, OnEval, Segment, SegmentResult, SearchDefaults, Task
+from searchmgr.tasks.base import Family, OnEval, Segment, SegmentResult, SearchDefaults, Task, is_namespaced
+from searchmgr.tasks.source import TaskError, TaskSource
 
 
 class TaskContractError(TaskError):
