@@ -3,12 +3,14 @@
 * :meth:`Coordinator.ask` plans (:mod:`searchmgr.policies` over a snapshot of the
   store, counting in-flight nodes), proposes (the manager, then the fallback),
   verifies, and inserts a pending node.
-* :meth:`Coordinator.evaluated` records one evaluation of a training node and asks that
-  node's own stopper whether to prune it.
+* :meth:`Coordinator.evaluated` records one evaluation of a training node (an event of the
+  executor's) and asks that node's own stopper whether to prune it; a prune goes back to
+  the executor as ``executor.stop(node)``.
 * :meth:`Coordinator.tell` scores a finished segment and backs it up the tree in one
   store transaction, then applies the checkpoint retention policy.
 * :meth:`Coordinator.run` keeps the executor's workers busy until a budget is spent or
-  the tree is exhausted. Slow managers (LLMs) are asked ahead while segments train.
+  the tree is exhausted, and consumes the executor's events (:mod:`searchmgr.executors.events`)
+  in its own loop. Slow managers (LLMs) are asked ahead while segments train.
 
 A killed coordinator loses at most the segments in flight: they stay ``running`` in
 the store and resume retrains them.
@@ -32,7 +34,7 @@ from searchmgr.budget import Budget
 from searchmgr.commands import apply_commands, settle_moot
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate
-from searchmgr.executors import Executor, Job, TaskSpec, Trained, make_executor
+from searchmgr.executors import Evaluated, Executor, Job, TaskSpec, Trained, make_executor
 from searchmgr.managers import Manager, Observation, PathStep, ProposalContext, Sibling, manager_class
 from searchmgr.outcome import Outcome
 from searchmgr.progress import Reporter
@@ -78,18 +80,6 @@ class _Live:
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     stopped_at: tuple[int, dict[str, float]] | None = None
     diverged: str | None = None  # why, at the first non-finite evaluation of the objective
-
-
-@dataclass(frozen=True)
-class _Signalled:
-    """The executor's sink: the coordinator's, and once a signal asked the run to stop, every segment in
-    training stops at its next evaluation."""
-
-    coordinator: "Coordinator"
-
-    def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
-        stop = self.coordinator.evaluated(node_id, step, metrics)
-        return stop or self.coordinator.signals.signum is not None
 
 
 class Coordinator:
@@ -431,7 +421,7 @@ class Coordinator:
                 if reason is None:
                     continue  # a queued node failed before training: plan again
                 break
-            for result in self.executor.wait(_Signalled(self)):
+            for result in self._ends():
                 self.tell(self._signal_stopped(result))
                 if result.disk_full:  # the node is interrupted (retrained by --resume); nothing else can train
                     raise DiskFull(result.error)
@@ -443,6 +433,19 @@ class Coordinator:
                                  k=self.config.select.reevaluate, repeats=self.config.select.repeats,
                                  max_depth=self.config.max_depth, run_seed=self.config.seed, say=self.reporter.message)
         return self._outcome(reason, trained, time.perf_counter() - started, train_s)
+
+    def _ends(self) -> list[Trained]:
+        """Take the executor's events until segments end, and those ends: each evaluation is recorded and
+        judged on the way, and a segment its stopper pruned, or every segment once a signal asked the run to
+        stop, is stopped at its next evaluation."""
+        ended: list[Trained] = []
+        while not ended:
+            for event in self.executor.events():
+                if not isinstance(event, Evaluated):
+                    ended.append(event.trained)
+                elif self.evaluated(event.node_id, event.step, dict(event.metrics)) or self.signals.signum is not None:
+                    self.executor.stop(event.node_id)
+        return ended
 
     def _failing(self, result: Trained) -> str | None:
         """Why the search must end when segments keep failing before they train a step (they spend no budget,

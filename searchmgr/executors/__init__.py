@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from searchmgr.executors.base import EvalSink, Executor, ExecutorUnavailable, Job, TaskSpec, Trained, run_job
+from searchmgr.executors.base import Executor, ExecutorUnavailable, Job, TaskSpec, run_job
+from searchmgr.executors.events import Died, Ended, Evaluated, Event, Trained
 from searchmgr.registry import Registry
 
 REGISTRY = Registry("executor", {
@@ -27,5 +28,5 @@ def make_executor(config, task) -> Executor:
     return cls(e.workers, e.gpus_per_worker, e.address, config.threads)
 
 
-__all__ = ["EvalSink", "Executor", "ExecutorUnavailable", "Job", "TaskSpec", "Trained", "run_job", "REGISTRY",
+__all__ = ["Died", "Ended", "Evaluated", "Event", "Executor", "ExecutorUnavailable", "Job", "TaskSpec", "Trained", "run_job", "REGISTRY",
            "executor_names", "make_executor"]

@@ -1,4 +1,4 @@
-"""Executors train segments; the coordinator asks and tells, executors never touch the tree.
+"""Executors train segments and report what happens; the coordinator consumes it, executors never touch the tree.
 
 A :class:`Job` names everything a worker needs by value or by path: the task (by its
 reference and options, rebuilt once per worker), the recipe, the step range, the
@@ -6,12 +6,18 @@ parent's checkpoint file and sha256, and where to write the new checkpoint. Work
 load and save checkpoints themselves, so the coordinator never holds one in memory and
 nothing large crosses a process boundary or Ray's object store.
 
-Every evaluation goes back to the coordinator (:meth:`EvalSink.evaluated`), whose
-answer says whether the stopper prunes the segment. The inline executor asks
-synchronously; process and Ray workers report without waiting and are stopped
-afterwards (a stop flag at their next evaluation, ``ray.cancel``), so a busy
-coordinator never stalls training. The coordinator records a pruned node at the
-evaluation where the stopper decided, whatever the worker did after.
+The contract (:class:`Executor`): the coordinator submits jobs (:meth:`~Executor.submit`, at
+most ``capacity`` at once) and, in its own loop, takes their events
+(:mod:`searchmgr.executors.events`) from :meth:`~Executor.events`: every evaluation
+(:class:`Evaluated`), every job's end (:class:`Ended`, with its :class:`Trained`
+result) and every worker that died (:class:`Died`). It alone writes the store and
+finishes every node through ``tell``. When the stopper prunes a segment (or a signal
+stops the run) it says so with :meth:`~Executor.stop`: the inline executor's segment
+waits at each evaluation until the coordinator has taken that event and stops right
+there; process and Ray workers report without waiting and are stopped afterwards (a
+stop flag at their next evaluation, ``ray.cancel``), so a busy coordinator never
+stalls training. The coordinator records a pruned node at the evaluation where the
+stopper decided, whatever the worker did after.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol
+from typing import Any, ClassVar, Mapping
 
 from searchmgr.errors import UserError
+from searchmgr.executors.events import Event, Trained
 from searchmgr.store import CheckpointCorrupt, DiskFull, load_checkpoint, save_checkpoint
 from searchmgr.tasks import Segment, Task
 from searchmgr.tasks.contract import TaskContractError
@@ -56,29 +63,6 @@ class Job:
     parent_sha256: str
     checkpoint: Path  # where a finished segment's checkpoint goes
     threads: int | None = None  # torch threads in the worker (None: leave torch's default)
-
-
-@dataclass(frozen=True)
-class Trained:
-    """What came back for one job. ``interrupted``: the worker died or was cancelled before it ended."""
-
-    node_id: int
-    steps_done: int = 0
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    stopped: bool = False
-    checkpoint_sha256: str | None = None
-    train_s: float = 0.0
-    error: str | None = None
-    traceback: str | None = None
-    interrupted: bool = False
-    parent_damaged: str | None = None  # the parent's checkpoint is missing or corrupt (why)
-    broke_contract: bool = False  # the error is the task's TaskContractError: the search stops
-    disk_full: bool = False  # its checkpoint could not be written (``error`` says where): the search stops, resumable
-
-
-class EvalSink(Protocol):
-    def evaluated(self, node_id: int, step: int, metrics: dict[str, float]) -> bool:
-        """Record one evaluation; True when the segment should stop."""
 
 
 def run_job(job: Job, task: Task, on_eval) -> Trained:
@@ -126,8 +110,13 @@ class Executor(ABC):
         """Start (or queue) a job; at most ``capacity`` are submitted at once."""
 
     @abstractmethod
-    def wait(self, sink: EvalSink) -> list[Trained]:
-        """Block until at least one submitted job ends; pass every evaluation to ``sink`` on the way."""
+    def events(self) -> list[Event]:
+        """Block until something happened to a submitted job; every event since the last call, in order."""
+
+    @abstractmethod
+    def stop(self, node_id: int) -> None:
+        """Stop that segment at its next evaluation (its stopper pruned it, or the run stops); a segment
+        that already ended, or was already stopped, is left alone."""
 
     def close(self) -> None:
         """Stop workers and release resources."""

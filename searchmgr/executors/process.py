@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from searchmgr.executors.base import EvalSink, Executor, ExecutorUnavailable, Job, Trained, run_job
+from searchmgr.executors.base import Executor, ExecutorUnavailable, Job, run_job
+from searchmgr.executors.events import Died, Ended, Evaluated, Event, Trained
 
 POLL_S = 0.2
 
@@ -112,6 +113,7 @@ class ProcessExecutor(Executor):
         self.outbox = self.ctx.Queue()
         self.slots: list[_Slot] = [self._spawn(i) for i in range(workers)]
         self._await_ready(workers)
+        self.next_reap = time.monotonic() + POLL_S
 
     def _await_ready(self, count: int, timeout_s: float = 300.0) -> None:
         """Block until ``count`` workers have imported torch and the tasks (start-up is not search time)."""
@@ -141,42 +143,52 @@ class ProcessExecutor(Executor):
     def busy(self) -> list[int]:
         return [s.job.node_id for s in self.slots if s.job is not None]
 
-    def wait(self, sink: EvalSink) -> list[Trained]:
-        done: list[Trained] = []
-        next_reap = time.monotonic() + POLL_S
-        while not done:
-            if time.monotonic() >= next_reap:  # on a clock, not on a quiet outbox: busy workers never let it rest
-                done += self._reap()
-                next_reap = time.monotonic() + POLL_S
+    def events(self) -> list[Event]:
+        out: list[Event] = []
+        while not out:
+            if time.monotonic() >= self.next_reap:  # on a clock, not on a quiet outbox: busy workers never let it rest
+                out += self._reap()
+                self.next_reap = time.monotonic() + POLL_S
                 continue
             try:
                 msg = self.outbox.get(timeout=POLL_S)
             except queue.Empty:
                 continue
-            if msg[0] == "ready":
-                continue
-            if msg[0] == "eval":
-                _, index, node, step, metrics = msg
-                slot = self.slots[index]
-                if slot.job is not None and slot.job.node_id == node and sink.evaluated(node, step, metrics):
-                    slot.stop.set()
-            else:
-                _, index, trained = msg
-                slot = self.slots[index]
-                if slot.job is not None and slot.job.node_id == trained.node_id:
-                    slot.job = None
-                    done.append(trained)
-        return done
+            while msg is not None:  # and whatever else is already there
+                out += self._event(msg)
+                try:
+                    msg = self.outbox.get_nowait()
+                except queue.Empty:
+                    msg = None
+        return out
 
-    def _reap(self) -> list[Trained]:
-        """Jobs of workers that died, as interrupted results; dead workers are replaced."""
+    def _event(self, msg: tuple) -> list[Event]:
+        """A worker's message as an event of the job its slot holds now (none for an earlier job's)."""
+        kind, index = msg[0], msg[1]
+        if kind == "ready":
+            return []
+        node = msg[2] if kind == "eval" else msg[2].node_id
+        slot = self.slots[index]
+        if slot.job is None or slot.job.node_id != node:
+            return []
+        if kind == "eval":
+            return [Evaluated(node, msg[3], msg[4])]
+        slot.job = None
+        return [Ended(msg[2])]
+
+    def stop(self, node_id: int) -> None:
+        for slot in self.slots:
+            if slot.job is not None and slot.job.node_id == node_id:
+                slot.stop.set()
+
+    def _reap(self) -> list[Died]:
+        """Jobs of workers that died; dead workers are replaced."""
         out = []
         for i, slot in enumerate(self.slots):
             if slot.process.is_alive():
                 continue
             if slot.job is not None:
-                out.append(Trained(slot.job.node_id, interrupted=True,
-                                   error=f"worker {i} died (exit code {slot.process.exitcode})"))
+                out.append(Died(slot.job.node_id, f"worker {i} died (exit code {slot.process.exitcode})"))
             self.slots[i] = self._spawn(i)
         return out
 

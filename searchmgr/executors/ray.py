@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from searchmgr.executors.base import EvalSink, Executor, ExecutorUnavailable, Job, Trained, run_job
+from searchmgr.executors.base import Executor, ExecutorUnavailable, Job, run_job
+from searchmgr.executors.events import Died, Ended, Evaluated, Event, Trained
 
 POLL_S = 0.2
 
@@ -62,7 +63,7 @@ class RayExecutor(Executor):
             else:
                 ray.init(num_cpus=max(workers * (threads or 1), 1), include_dashboard=False, log_to_driver=False)
         self.capacity = workers
-        self.events = Queue()
+        self.events_queue = Queue()
         self.remote = ray.remote(num_cpus=threads or 1, num_gpus=gpus_per_worker, max_retries=0)(_segment)
         self.running: dict[Any, int] = {}  # object ref -> node id
         warm = ray.remote(num_cpus=threads or 1, num_gpus=gpus_per_worker)(_warm)
@@ -70,37 +71,43 @@ class RayExecutor(Executor):
         self.cancelled: set[int] = set()
 
     def submit(self, job: Job) -> None:
-        self.running[self.remote.remote(job, self.events)] = job.node_id
+        self.running[self.remote.remote(job, self.events_queue)] = job.node_id
 
-    def _drain(self, sink: EvalSink) -> None:
-        while not self.events.empty():
-            for node, step, metrics in self.events.get_nowait_batch(self.events.qsize()):
-                live = node in self.running.values() and node not in self.cancelled
-                if live and sink.evaluated(node, step, metrics):
-                    ref = next(r for r, n in self.running.items() if n == node)
-                    self.ray.cancel(ref, force=False)
-                    self.cancelled.add(node)
+    def _evaluations(self) -> list[Evaluated]:
+        """The evaluations queued so far of segments still running and not cancelled."""
+        out = []
+        while not self.events_queue.empty():
+            for node, step, metrics in self.events_queue.get_nowait_batch(self.events_queue.qsize()):
+                if node in self.running.values() and node not in self.cancelled:
+                    out.append(Evaluated(node, step, metrics))
+        return out
 
-    def wait(self, sink: EvalSink) -> list[Trained]:
+    def _ended(self, ref: Any) -> Ended | Died:
         from ray.exceptions import RayError, TaskCancelledError
 
+        node = self.running.pop(ref)
+        self.cancelled.discard(node)
+        try:
+            return Ended(self.ray.get(ref))
+        except TaskCancelledError:
+            return Ended(Trained(node, stopped=True))  # the coordinator recorded where it was pruned
+        except RayError as e:  # the worker died or the task could not run: retry the node
+            return Died(node, f"{type(e).__name__}: {str(e)[:500]}")
+
+    def events(self) -> list[Event]:
         while True:
-            self._drain(sink)
-            ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=POLL_S)
-            if not ready:
-                continue
-            self._drain(sink)
-            out = []
-            for ref in ready:
-                node = self.running.pop(ref)
-                try:
-                    out.append(self.ray.get(ref))
-                except TaskCancelledError:
-                    out.append(Trained(node, stopped=True))  # the coordinator recorded where it was pruned
-                except RayError as e:  # the worker died or the task could not run: retry the node
-                    out.append(Trained(node, interrupted=True, error=f"{type(e).__name__}: {str(e)[:500]}"))
-                self.cancelled.discard(node)
-            return out
+            ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0)
+            out: list[Event] = self._evaluations()  # after the wait: an ended segment's evaluations come first
+            out += [self._ended(ref) for ref in ready]
+            if out:
+                return out
+            self.ray.wait(list(self.running), num_returns=1, timeout=POLL_S)
+
+    def stop(self, node_id: int) -> None:
+        ref = next((r for r, n in self.running.items() if n == node_id), None)
+        if ref is not None and node_id not in self.cancelled:
+            self.ray.cancel(ref, force=False)
+            self.cancelled.add(node_id)
 
     def close(self) -> None:
         for ref in self.running:
