@@ -4,10 +4,12 @@ The service only *queues* commands in the store's ``commands`` table; the search
 process alone turns them into tree changes, at the top of every iteration of the
 coordinator's loop, by calling :func:`apply_commands`:
 
-* ``child``: a recipe for a new child of a trained node. It is verified again
-  against the tree as it is now (same verifier as the manager's proposals) and
-  becomes a PENDING node with ``source="human"`` and a traced decision; the policy
-  retries unfinished nodes first. A human child may go beyond ``uct.k_max``.
+* ``child``: a recipe for a new child of a trained node, handed to the coordinator
+  (``grow``, :meth:`searchmgr.coordinator.Coordinator.person_child`), which creates it
+  where it creates every node: verified again against the tree as it is now
+  (:func:`person_decision`, the manager's verifier), its decision traced, a PENDING
+  node with ``source="human"``; the policy retries unfinished nodes first. A human
+  child may go beyond ``uct.k_max``. This module writes no node and no decision.
 * ``pause`` / ``resume``: while paused nothing new starts; segments in training
   finish, then the loop waits, polling the store, until a resume or stop arrives (or a
   signal: :mod:`searchmgr.signals`).
@@ -28,17 +30,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from searchmgr import tree as T
-from searchmgr.config import SearchConfig
 from searchmgr.errors import UserError
 from searchmgr.decision import (
     AuditEntry, Decision, KnobUpdate, Rejection, RejectionKind, Verification, update_between, verify,
 )
 from searchmgr.progress import Reporter
+from searchmgr.recorder import Trace
 from searchmgr.store import (
-    CommandKind, CommandRecord, CommandStatus, DecisionKind, EventKind, Node, NodeStatus, RunState, TreeStore,
+    CommandKind, CommandRecord, CommandStatus, DecisionKind, DecisionVerdict, EventKind, Node, NodeStatus, RunState,
+    TreeStore,
 )
-from searchmgr.store import DecisionVerdict
 from searchmgr.surface import ActionSurface
 
 HUMAN = "human"  # the source of nodes a person proposed
@@ -56,6 +57,23 @@ class CommandEffects:
     stop: str | None = None  # why the search must stop, when a stop command was applied
     paused: bool = False  # start nothing new (only when called with ``wait=False``)
     children: tuple[int, ...] = ()  # human children created by this call (pending nodes)
+
+
+@dataclass(frozen=True)
+class ChildRequest:
+    """A person's child as a queued command asks for it."""
+
+    command_id: int
+    parent_id: int
+    recipe: Mapping[str, Any]  # a missing knob keeps the parent's value
+    note: str = ""
+
+    def context(self) -> dict[str, Any]:
+        """What the decision's trace keeps of the request."""
+        return {"command_id": self.command_id, "note": self.note[:NOTE_MAX_CHARS], "requested": dict(self.recipe)}
+
+
+Grow = Callable[[ChildRequest], "Node | str"]  # the coordinator's: the child created, or why it is refused
 
 
 def human_decision(surface: ActionSurface, parent: Mapping[str, float], recipe: Mapping[str, Any],
@@ -117,6 +135,23 @@ def verify_change(surface: ActionSurface, current: Mapping[str, float], recipe: 
     return verdict, reasons
 
 
+def person_decision(surface: ActionSurface, parent: Node, siblings: Sequence[Mapping[str, float]],
+                    request: ChildRequest, *, max_depth: int) -> tuple[Trace, dict[str, float] | None]:
+    """A person's child of ``parent`` verified against the tree as it is now: the trace of its decision
+    (accepted, or rejected with every reason) and the child's recipe when accepted (else None)."""
+    try:
+        verdict, reasons = verify_child(surface, parent, siblings, request.recipe, request.note, max_depth=max_depth)
+    except CommandError as e:
+        verdict, reasons = None, [str(e)]
+    parsed = verdict.decision.model_dump() if verdict is not None and verdict.decision is not None else None
+    if verdict is None or not verdict.ok:
+        return Trace(DecisionKind.MANAGER, HUMAN, parent.id, DecisionVerdict.REJECTED, reason="; ".join(reasons),
+                     context=request.context(), parsed=parsed,
+                     rejection=verdict.rejection.kind.value if verdict is not None else None), None
+    return Trace(DecisionKind.MANAGER, HUMAN, parent.id, DecisionVerdict.ACCEPTED, context=request.context(),
+                 parsed=parsed), verdict.recipe
+
+
 def subtree(nodes: Sequence[Node], node_id: int) -> set[int]:
     out, frontier = {node_id}, [node_id]
     while frontier:
@@ -139,14 +174,14 @@ def settle_moot(store: TreeStore, search_id: int, why: str,
     return moot
 
 
-def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
-                   reporter: Reporter | None = None, *, wait: bool = True, poll_s: float = 0.5,
-                   sleep: Callable[[float], None] = time.sleep, stopped: str | None = None,
-                   signalled: Callable[[], str | None] = lambda: None) -> CommandEffects:
-    """Apply every queued command in order. While the search is paused and ``wait`` (nothing in training),
-    wait, polling the store every ``poll_s``, until a resume or stop command (or a signal: ``signalled()``
-    says why) arrives; without ``wait``, say ``paused``. Once the run is ``stopped`` (why), or a stop applies,
-    the commands still queued are answered moot. Called by the coordinator's loop only."""
+def apply_commands(store: TreeStore, search_id: int, reporter: Reporter | None = None, *, grow: Grow,
+                   wait: bool = True, poll_s: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                   stopped: str | None = None, signalled: Callable[[], str | None] = lambda: None) -> CommandEffects:
+    """Apply every queued command in order; a person's child is created by ``grow`` (the coordinator's).
+    While the search is paused and ``wait`` (nothing in training), wait, polling the store every ``poll_s``,
+    until a resume or stop command (or a signal: ``signalled()`` says why) arrives; without ``wait``, say
+    ``paused``. Once the run is ``stopped`` (why), or a stop applies, the commands still queued are answered
+    moot. Called by the coordinator's loop only."""
     reporter = reporter or Reporter()
     stop, children, waited = None, [], False
     while True:
@@ -155,7 +190,7 @@ def apply_commands(store: TreeStore, search_id: int, surface: ActionSurface, con
                 settle_moot(store, search_id, f"the run is stopping ({stopped or stop})")
                 break
             with store.atomic():  # a command applies entirely or not at all
-                status, result, child = _apply(store, search_id, surface, config, cmd)
+                status, result, child = _apply(store, search_id, cmd, grow)
                 store.settle_command(cmd.id, status, result, child)
             reporter.message(f"command {cmd.id} ({cmd.kind.value}) {status.value}: {result}")
             if child is not None:
@@ -203,45 +238,25 @@ def pause_or_resume(store: TreeStore, search_id: int, cmd: CommandRecord, *, at:
     return CommandStatus.APPLIED, f"{done}{at}"
 
 
-def _apply(store: TreeStore, search_id: int, surface: ActionSurface, config: SearchConfig,
-           cmd: CommandRecord) -> tuple[CommandStatus, str, int | None]:
+def _apply(store: TreeStore, search_id: int, cmd: CommandRecord, grow: Grow) -> tuple[CommandStatus, str, int | None]:
     """One command: ``(status, what happened, child id)``."""
     if cmd.kind in (CommandKind.PAUSE, CommandKind.RESUME):
         return *pause_or_resume(store, search_id, cmd), None
     if cmd.kind is CommandKind.STOP:
         store.set_run_state(search_id, RunState.STOPPING, f"stop command {cmd.id}")
         return CommandStatus.APPLIED, "the search stops", None
-    nodes = store.nodes(search_id)
-    index = T.by_id(nodes)
-    if cmd.node_id not in index:
+    if cmd.node_id not in {n.id for n in store.nodes(search_id)}:
         return CommandStatus.REJECTED, f"node {cmd.node_id} is not in this search", None
     if cmd.kind is CommandKind.CLOSE:
         store.add_event(search_id, EventKind.CLOSED_SUBTREE,
                         f"subtree of node {cmd.node_id} closed by command {cmd.id}",
                         node_id=cmd.node_id)
         return CommandStatus.APPLIED, f"subtree of node {cmd.node_id} closed", None
-    # a person's child: verified again against the tree as it is now
     payload = cmd.payload if isinstance(cmd.payload, dict) else {}
     recipe, note = payload.get("recipe"), payload.get("note") or ""
     if not isinstance(recipe, dict) or not isinstance(note, str):
         return CommandStatus.REJECTED, "the command holds no recipe object", None
-    parent = index[cmd.node_id]
-    siblings = [c.recipe for c in T.children(nodes, parent.id)]
-    context = {"command_id": cmd.id, "note": note[:NOTE_MAX_CHARS], "requested": recipe}
-    try:
-        verdict, reasons = verify_child(surface, parent, siblings, recipe, note, max_depth=config.max_depth)
-    except CommandError as e:
-        verdict, reasons = None, [str(e)]
-    if verdict is None or not verdict.ok:
-        why = "; ".join(reasons)
-        store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=DecisionVerdict.REJECTED,
-                           reason=why, context=context,
-                           parsed=verdict.decision.model_dump() if verdict and verdict.decision else None,
-                           rejection=verdict.rejection.kind.value if verdict else None)
-        return CommandStatus.REJECTED, why, None
-    did = store.add_decision(search_id, parent.id, DecisionKind.MANAGER, HUMAN, verdict=DecisionVerdict.ACCEPTED,
-                             context=context, parsed=verdict.decision.model_dump())
-    s = config.segment_steps
-    child = store.add_node(search_id, parent.id, parent.depth + 1, parent.end_step, parent.end_step + s,
-                           verdict.recipe, HUMAN, did)
+    child = grow(ChildRequest(cmd.id, cmd.node_id, recipe, note))
+    if isinstance(child, str):
+        return CommandStatus.REJECTED, child, None
     return CommandStatus.APPLIED, f"node {child.id} queued for training", child.id

@@ -2,7 +2,9 @@
 
 * :meth:`Coordinator.ask` plans (:mod:`searchmgr.policies` over a snapshot of the
   store, counting in-flight nodes), proposes (the manager, then the fallback),
-  verifies, and inserts a pending node.
+  verifies, and inserts a pending node. A person's child (a command from the service,
+  :meth:`Coordinator.person_child`) is verified and created the same way: every node is
+  created by ``_add_child``, with the decision that made it.
 * :meth:`Coordinator.evaluated` records one evaluation of a training node (an event of the
   executor's) and asks that node's own stopper whether to prune it; a prune goes back to
   the executor as ``executor.stop(node)``.
@@ -31,7 +33,7 @@ from searchmgr import tree as T
 from searchmgr import uct
 from searchmgr.attempts import run_attempts
 from searchmgr.budget import Budget
-from searchmgr.commands import apply_commands, settle_moot
+from searchmgr.commands import ChildRequest, apply_commands, person_decision, settle_moot
 from searchmgr.config import SearchConfig
 from searchmgr.decision import AuditEntry, Decision, KnobUpdate
 from searchmgr.executors import Evaluated, Executor, Job, TaskSpec, Trained, make_executor
@@ -149,8 +151,7 @@ class Coordinator:
             parent = index[step.parent]
             proposed = self._propose(parent, nodes)
             if proposed is not None:
-                recipe, did, source = proposed
-                return self._add_child(parent, recipe, source, did)
+                return self._add_child(parent, *proposed)
             if self.unanswered is not None:  # an outage, not a parent without children: stop, resumable
                 self._stop(f"no manager answered for node {parent.id} ({self.unanswered}); the parent stays open: "
                            "resume once the endpoint answers")
@@ -172,16 +173,30 @@ class Coordinator:
                 control_audit=[AuditEntry(knob=k, verdict="selected" if k in changed else "deferred",
                                           reason=f"set by the {step.source} policy") for k in surface.names],
                 updates=[KnobUpdate(knob=k, op="add", value=recipe[k] - parent.recipe[k]) for k in changed])
-        did = self.recorder.record(Trace(DecisionKind.MANAGER, step.source, parent.id, DecisionVerdict.ACCEPTED,
-                                         parsed=decision.model_dump()))
-        node = self._add_child(parent, recipe, step.source, did)
+        node = self._add_child(parent, recipe, Trace(DecisionKind.MANAGER, step.source, parent.id,
+                                                     DecisionVerdict.ACCEPTED, parsed=decision.model_dump()))
         self.policy.added(node, step.tag)
         return node
 
-    def _add_child(self, parent: Node, recipe: dict, source: str, decision_id: int | None) -> Node:
+    def person_child(self, request: ChildRequest) -> Node | str:
+        """A person's child (a command): verified against the tree as it is now, its decision traced, created
+        like every node; else why it is refused (the rejected decision is traced too)."""
+        nodes = self.nodes()
+        parent = T.by_id(nodes)[request.parent_id]
+        siblings = [c.recipe for c in T.children(nodes, parent.id)]
+        trace, recipe = person_decision(self.task.surface, parent, siblings, request, max_depth=self.config.max_depth)
+        if recipe is None:
+            self.recorder.record(trace)
+            return trace.reason
+        return self._add_child(parent, recipe, trace)
+
+    def _add_child(self, parent: Node, recipe: dict, trace: Trace) -> Node:
+        """The one place where nodes are created (the policy's, the manager's and a person's): the accepted
+        decision that made it (``trace``) is recorded, then the pending child one segment below ``parent``."""
+        did = self.recorder.record(trace)
         s = self.config.segment_steps
         return self.store.add_node(self.search_id, parent.id, parent.depth + 1, parent.end_step,
-                                   parent.end_step + s, recipe, source, decision_id)
+                                   parent.end_step + s, recipe, trace.source, did)
 
     def context(self, parent: Node, nodes: list[Node]) -> ProposalContext:
         """What a manager may read about ``parent``: telemetry of its path, its siblings, the budget left."""
@@ -221,8 +236,9 @@ class Coordinator:
                                        index[n.parent_id].utility, n.utility if scored else None))
         return tuple(out)
 
-    def _propose(self, parent: Node, nodes: list[Node]) -> tuple[dict, int, str] | None:
-        """Ask the manager (then the fallback, if it is another one) until the verifier admits a child."""
+    def _propose(self, parent: Node, nodes: list[Node]) -> tuple[dict, Trace] | None:
+        """Ask the manager (then the fallback, if it is another one) until the verifier admits a child: its
+        recipe and the accepted attempt's trace (recorded with the child; every other attempt here)."""
         ctx = self.context(parent, nodes)
         rounds = [(self.manager, self.manager.name)]
         if self.fallback is not None:
@@ -230,9 +246,10 @@ class Coordinator:
         answered, reason = False, None
         for manager, label in rounds:
             for n, attempt in enumerate(run_attempts(manager, ctx, self.config.manager.attempts)):
-                did = self.recorder.record(Trace.of_attempt(attempt, n, label, parent.id, ctx.to_dict()))
+                trace = Trace.of_attempt(attempt, n, label, parent.id, ctx.to_dict())
                 if attempt.verdict is not None and attempt.verdict.ok:
-                    return attempt.verdict.recipe, did, label
+                    return attempt.verdict.recipe, trace
+                self.recorder.record(trace)
                 reason = attempt.error if attempt.proposal is None else str(attempt.verdict.rejection)
                 self.reporter.rejected(parent.id, label, reason if attempt.proposal else f"manager error: {reason}")
                 answered = answered or attempt.proposal is not None
@@ -396,7 +413,7 @@ class Coordinator:
         self.store.set_run_state(self.search_id, RunState.RUNNING)
         while True:
             # a person's commands (searchmgr.commands): children queued as pending nodes, pause, stop, close
-            commands = apply_commands(self.store, self.search_id, self.task.surface, self.config, self.reporter,
+            commands = apply_commands(self.store, self.search_id, self.reporter, grow=self.person_child,
                                       wait=not self.live, stopped=self.stopping, signalled=self.signals.reason)
             self._stop(commands.stop or self.signals.reason())
             exhausted = exhausted or self.stopping

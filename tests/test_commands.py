@@ -3,9 +3,10 @@
 import pytest
 
 from searchmgr import tree as T
-from searchmgr.commands import HUMAN, CommandError, apply_commands, is_paused, verify_child
+from searchmgr.commands import HUMAN, ChildRequest, CommandError, apply_commands, is_paused, verify_child
+from searchmgr.coordinator import Coordinator
 from searchmgr.decision import RejectionKind
-from searchmgr.search import create_run, explore
+from searchmgr.search import create_run, explore, resume_run
 from searchmgr.config import build_config
 from searchmgr.store import CommandKind, CommandStatus, DecisionKind, TreeStore
 
@@ -63,6 +64,38 @@ def test_queued_child_is_trained_next_with_a_human_decision(tmp_path):
         assert k >= 1 and len(T.children(nodes, fixed[1].id)) == k + 1
 
 
+def test_a_persons_child_is_verified_and_created_where_the_coordinator_creates_every_node(tmp_path, monkeypatch):
+    run = small_run(tmp_path)
+    made = []
+    add_child = Coordinator._add_child
+    monkeypatch.setattr(Coordinator, "_add_child", lambda self, *a: made.append(a) or add_child(self, *a))
+    search = resume_run(run)
+    try:
+        s, sid = search.store, search.search_id
+        fixed = T.fixed_path(s.nodes(sid))
+        good = s.queue_command(sid, CommandKind.CHILD, fixed[1].id, {"recipe": {"dropout": 0.1}, "note": "drop"})
+        bad = s.queue_command(sid, CommandKind.CHILD, fixed[1].id, {"recipe": {"lr": 1.0}})
+        late = s.queue_command(sid, CommandKind.CHILD, fixed[3].id, {"recipe": {"dropout": 0.1}})
+        effects = apply_commands(s, sid, grow=search.person_child)
+        assert len(made) == 1 and len(effects.children) == 1  # the one node made, made by the coordinator
+        parent, recipe, trace = made[0]
+        assert parent.id == fixed[1].id and recipe == {**fixed[1].recipe, "dropout": 0.1}  # verified: whole
+        assert trace.source == HUMAN and trace.verdict == "accepted" and trace.context["command_id"] == good
+        child = s.node(effects.children[0])
+        d = s.decision(child.decision_id)
+        assert child.source == HUMAN and child.status.value == "pending" and d.applied and d.child_id == child.id
+        cmds = {c.id: c for c in s.commands(sid)}
+        assert cmds[bad].status is CommandStatus.REJECTED and "out_of_bounds" in cmds[bad].result
+        assert cmds[late].status is CommandStatus.REJECTED and "horizon" in cmds[late].result
+        rejected = [d for d in s.decisions(sid, kind=DecisionKind.MANAGER) if d.source == HUMAN and not d.applied]
+        assert [d.context["command_id"] for d in rejected] == [bad, late] and all(d.reason for d in rejected)
+        # verified against the tree as it is now: the same child again is a duplicate of its new sibling
+        again = search.person_child(ChildRequest(0, fixed[1].id, {"dropout": 0.1}))
+        assert isinstance(again, str) and "duplicate_sibling" in again and len(made) == 1
+    finally:
+        search.close()
+
+
 def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):
     config = build_config({"task": "toy", "task_options": {"preset": "smoke"}, "out": str(tmp_path / "run"),
                            "budget": {"steps": 240}})
@@ -70,7 +103,7 @@ def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):
     try:
         s, sid = search.store, search.search_id
         s.queue_command(sid, CommandKind.PAUSE)
-        held = apply_commands(s, sid, search.task.surface, search.config, wait=False,
+        held = apply_commands(s, sid, grow=search.person_child, wait=False,
                               sleep=lambda _: pytest.fail("segments in training: never wait"))
         assert held.paused and held.stop is None  # the loop starts nothing new and collects its results
         polls = []
@@ -80,7 +113,7 @@ def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):
             if len(polls) == 3:
                 s.queue_command(sid, CommandKind.RESUME)
 
-        effects = apply_commands(s, sid, search.task.surface, search.config, sleep=sleep)
+        effects = apply_commands(s, sid, grow=search.person_child, sleep=sleep)
         assert len(polls) == 3 and effects.stop is None and not is_paused(s, sid)
         assert [e["kind"] for e in s.events(sid)][-2:] == ["paused", "unpaused"]
         root = T.root(s.nodes(sid))
@@ -88,7 +121,7 @@ def test_pause_waits_until_resume_and_stop_ends_the_search(tmp_path):
         s.queue_command(sid, CommandKind.STOP)
         outcome = search.run()
         assert outcome.stop_reason.startswith("stopped by command") and outcome.nodes_trained == 0
-        effects = apply_commands(s, sid, search.task.surface, search.config)
+        effects = apply_commands(s, sid, grow=search.person_child)
         assert effects.stop is None  # an applied stop does not stop again
         assert {n.id for n in s.nodes(sid)} <= s.closed(sid)  # the whole tree is under the closed root
     finally:

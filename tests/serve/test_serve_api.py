@@ -1,6 +1,7 @@
 """The service's API in-process (Starlette's test client): reads, incremental fetch, commands, 4xx, security."""
 
 import json
+import shutil
 
 import pytest
 from fastapi.testclient import TestClient
@@ -8,8 +9,7 @@ from fastapi.testclient import TestClient
 from fake_openai_server import FakeOpenAI, cycling_toy_answers
 from searchmgr import tree as T
 from searchmgr.commands import HUMAN, apply_commands
-from searchmgr.config import build_config
-from searchmgr.search import explore
+from searchmgr.search import explore, resume_run
 from searchmgr.serve.app import create_app
 from searchmgr.serve.runs import name_runs
 from searchmgr.store import CommandKind, CommandStatus, TreeStore
@@ -53,18 +53,22 @@ def test_runs_tree_and_node_panel(client, run):
     assert d["observed"]["val_score"] == some.val_score and "improved" in d["observed"]
 
 
-def test_incremental_fetch_sends_only_what_changed(client, run, toy_surface):
+def test_incremental_fetch_sends_only_what_changed(run, tmp_path):
+    run = shutil.copytree(run, tmp_path / "toy")  # the search resumes it to apply the command
+    client = TestClient(create_app(name_runs([run])), base_url="http://127.0.0.1:8470")
     rev = client.get("/api/runs/toy/tree").json()["revision"]
     again = client.get(f"/api/runs/toy/tree?after={rev}").json()
     assert again["nodes"] == [] and again["revision"] == rev and "surface" not in again
     parent = T.fixed_path(nodes_of(run))[1]
     r = client.post(f"/api/runs/toy/nodes/{parent.id}/children", json={"recipe": {"dropout": 0.07}, "note": "n"})
     assert r.status_code == 202, r.text
-    # the search applies the command (here by hand, as its loop does at the top of each iteration)
-    with TreeStore(run / "tree.db") as s:
-        sid = s.search()["id"]
-        config = build_config({**s.search()["config"], "out": str(run)})
-        effects = apply_commands(s, sid, toy_surface, config)
+    # the search applies the command (here by hand, as its loop does at the top of each iteration): its
+    # coordinator verifies the child and creates it
+    search = resume_run(run)
+    try:
+        effects = apply_commands(search.store, search.search_id, grow=search.person_child)
+    finally:
+        search.close()
     assert len(effects.children) == 1
     changed = client.get(f"/api/runs/toy/tree?after={rev}").json()
     assert [n["id"] for n in changed["nodes"]] == list(effects.children)
