@@ -35,7 +35,7 @@ class Budget:
 
     @classmethod
     def left_of(cls, left: int) -> "Budget":
-        """A budget known only by the steps it has left (what :meth:`Policy.plan` is given)."""
+        """A budget known only by the steps it has left (a policy's tests build one so)."""
         return cls(left, 0, 0)
 
     @property

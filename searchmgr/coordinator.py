@@ -140,7 +140,7 @@ class Coordinator:
         while True:
             nodes = self.nodes()
             step = self.policy.plan(nodes, in_flight=self.in_flight(), closed=self.store.closed(self.search_id),
-                                    budget_left=self.budget(nodes).left)
+                                    budget=self.budget(nodes))
             if isinstance(step, (policy.Wait, policy.Exhausted)):
                 return step
             index = T.by_id(nodes)

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+from searchmgr.budget import Budget
 from searchmgr import policies, retention
 from searchmgr.objective import Direction, Objective
 from searchmgr.store import Node, NodeStatus
@@ -149,7 +150,7 @@ def test_finish_holds_a_leader_to_the_horizon_when_the_budget_left_just_pays_for
 def test_finish_segments_are_not_pruned_and_the_uct_policy_plans_them():
     uct = policies.UCTPolicy(c=0.5, k_max=3, max_depth=3, segment_steps=10, finish=True)
     nodes = chain_tree()
-    step = uct.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=25)
+    step = uct.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(25))
     assert isinstance(step, policies.Grow) and step.parent == 5
     assert uct.stopper(node(7, 5, 2, source="finish"), lambda: "rule") is None
     assert uct.stopper(node(7, 5, 2, source="heuristic"), lambda: "rule") == "rule"
@@ -167,7 +168,7 @@ def test_each_uct_rule_changes_only_the_plan_it_names():
     from searchmgr.policies import uct as U
 
     nodes = tree()  # root 1, fixed 2 -> 3, searched child 4 of 2 (lr 0.5); node 2 already has a same-recipe child
-    snap = U.Snapshot(nodes, budget_left=100)
+    snap = U.Snapshot(nodes, budget=Budget.left_of(100))
     sel = U.Select(c=0.5, k_max=3, max_depth=2)(snap)
     assert isinstance(sel, policies.Expand)
     at = lambda parent: policies.Expand(parent, sel.selection)  # noqa: E731
@@ -186,8 +187,8 @@ def test_each_uct_rule_changes_only_the_plan_it_names():
     tight = U.Select(c=0.5, k_max=1, max_depth=2)  # the root and node 2 already have k_max children
     done = tight(U.Snapshot(nodes))
     assert isinstance(done, policies.Exhausted)
-    assert isinstance(U.Widen(tight, 10)(done, U.Snapshot(nodes, budget_left=10)), policies.Expand)
-    assert U.Widen(tight, 10)(done, U.Snapshot(nodes, budget_left=9)) is done
+    assert isinstance(U.Widen(tight, 10)(done, U.Snapshot(nodes, budget=Budget.left_of(10))), policies.Expand)
+    assert U.Widen(tight, 10)(done, U.Snapshot(nodes, budget=Budget.left_of(9))) is done
     # the finish rule leaves a plan alone when no schedule is complete
     assert U.Finish(max_depth=3, segment_steps=10)(at(2), snap) == at(2)
 

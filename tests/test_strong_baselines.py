@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 
+from searchmgr.budget import Budget
 from searchmgr.compare import compare
 from searchmgr.config import ConfigError, build_config
 from searchmgr.objective import Direction, Objective
@@ -48,23 +49,23 @@ def test_asha_promotes_the_better_chain_at_a_rung_and_stops_the_worse():
              node(3, 1, 1, 0.60, {"lr": 0.02}, finished=2.0), node(4, 1, 1, 0.40, {"lr": 0.03}, finished=3.0)]
     assert asha.promotions(nodes, objective=OBJ, rung_depths=(1,), rf=4) == {2: True, 3: False, 4: True}
     policy = _asha()
-    step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=0)
+    step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(0))
     assert step == Grow(2, {"lr": 0.01}, "asha", "asha: continue the chain")  # the first to arrive continues
     nodes.append(node(5, 2, 2, 0.45, {"lr": 0.01}, finished=4.0))
-    step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=0)
+    step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(0))
     assert step == Grow(4, {"lr": 0.03}, "asha", "asha: continue the chain")  # the better one, never node 3
     assert not policy.may_expand(nodes[2], nodes, frozenset()) and policy.may_expand(nodes[3], nodes, frozenset())
     nodes.append(node(6, 4, 2, 0.35, {"lr": 0.03}, status=NodeStatus.RUNNING))
-    step = policy.plan(nodes, in_flight=frozenset({6}), closed=frozenset(), budget_left=10)
+    step = policy.plan(nodes, in_flight=frozenset({6}), closed=frozenset(), budget=Budget.left_of(10))
     assert step == Grow(5, {"lr": 0.01}, "asha", "asha: continue the chain")  # depth 2 is no rung
     nodes.append(node(7, 5, 3, status=NodeStatus.RUNNING))
     # with no budget for a new trial, wait for the chains in flight
-    assert isinstance(policy.plan(nodes, in_flight=frozenset({6, 7}), closed=frozenset(), budget_left=10), Wait)
+    assert isinstance(policy.plan(nodes, in_flight=frozenset({6, 7}), closed=frozenset(), budget=Budget.left_of(10)), Wait)
 
 
 def test_asha_fills_a_free_worker_with_a_new_trial_while_a_chain_trains():
     nodes = [node(1, None, 0), node(2, 1, 1, 0.50, finished=1.0), node(3, 2, 2, status=NodeStatus.RUNNING)]
-    step = _asha().plan(nodes, in_flight=frozenset({3}), closed=frozenset(), budget_left=50)
+    step = _asha().plan(nodes, in_flight=frozenset({3}), closed=frozenset(), budget=Budget.left_of(50))
     assert isinstance(step, Grow) and step.parent == 1 and step.note == "asha trial 2"
 
 
@@ -81,9 +82,9 @@ def test_every_policy_name_is_configurable_and_every_baseline_is_a_compare_metho
 def test_asha_starts_new_trials_only_when_one_can_finish_and_its_first_is_the_base_recipe():
     policy = _asha(base_first=True)
     root = [node(1, None, 0)]
-    step = policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget_left=30)
+    step = policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(30))
     assert isinstance(step, Grow) and step.recipe == {"lr": 0.01} and step.parent == 1
-    assert not isinstance(policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget_left=29), Grow)
+    assert not isinstance(policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(29)), Grow)
 
 
 # hyperband --------------------------------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def test_hyperband_stops_worse_chains_at_a_segment_end_and_keeps_the_best():
     policy = make_policy(config, task)
     nodes = [node(1, None, 0, recipe=task.base_recipe(), source="root")]
     for i, loss in enumerate((0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90)):
-        step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=10 ** 6)
+        step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(10 ** 6))
         assert isinstance(step, Grow) and step.parent == 1, step  # every earlier chain stopped or is set aside
         first = node(i + 2, 1, 1, loss, step.recipe, finished=float(i), source="hyperband", seg=20)
         nodes.append(first)
@@ -134,7 +135,7 @@ def test_pb2_explores_in_the_direction_of_observed_improvement(gain_of, better):
 
 def test_pb2_plans_the_bottom_member_from_a_top_donor_with_the_gp():
     policy, nodes, lr = _population(lambda p: 0.1 * p)
-    step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget_left=100)
+    step = policy.plan(nodes, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(100))
     # member 0 (lr position 0.1) is the bottom quantile: it copies the best member (node 5) and explores
     assert isinstance(step, Grow) and step.parent == 5 and "GP-UCB" in step.note
     assert lr.normalise(step.recipe["lr"]) > 0.6
@@ -220,6 +221,6 @@ def test_constant_baselines_enqueue_the_base_recipe_first_when_asked(method, bas
                                          "policy": {"name": method, "base_first": base_first}}))
     policy = make_policy(config, task)
     root = [node(1, None, 0, recipe=task.base_recipe())]
-    step = policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget_left=config.budget.steps)
+    step = policy.plan(root, in_flight=frozenset(), closed=frozenset(), budget=Budget.left_of(config.budget.steps))
     assert isinstance(step, Grow) and step.parent == 1
     assert (step.recipe == task.base_recipe()) is base_first

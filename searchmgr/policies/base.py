@@ -12,7 +12,7 @@ from typing import Any, AbstractSet, Callable, ClassVar, Mapping, Sequence, Unio
 
 from searchmgr import tree as T
 from searchmgr import uct
-from searchmgr.budget import UNFINISHED
+from searchmgr.budget import UNFINISHED, Budget
 from searchmgr.store import Node, NodeStatus
 
 
@@ -68,7 +68,8 @@ class Policy(ABC):
     * :meth:`plan` is a function of its arguments and of the policy's own state: an immutable
       snapshot of the stored nodes (``nodes``, in id order), the ids of nodes an executor holds
       now (``in_flight``), the parents closed for good (``closed``) and the steps the budget has
-      neither spent nor committed to in-flight nodes (``budget_left``). It never touches the
+      neither spent nor committed to in-flight nodes (``budget``, a :class:`~searchmgr.budget.Budget`,
+      the object the coordinator counts with too). It never touches the
       store and never blocks.
     * It answers one of :class:`Retry`, :class:`Grow`, :class:`Expand`, :class:`Wait`,
       :class:`Exhausted`. Unfinished nodes no executor holds come first (:func:`retry`).
@@ -85,8 +86,8 @@ class Policy(ABC):
 
     @abstractmethod
     def plan(self, nodes: Sequence[Node], *, in_flight: AbstractSet[int], closed: AbstractSet[int],
-             budget_left: int) -> Plan:
-        """The next thing to train; ``budget_left`` counts steps not yet spent or committed."""
+             budget: Budget) -> Plan:
+        """The next thing to train; ``budget.left`` counts steps not yet spent or committed."""
 
     def may_expand(self, node: Node, nodes: Sequence[Node], closed: AbstractSet[int]) -> bool:
         """Whether this policy may still select ``node`` as a parent (checkpoint retention asks)."""

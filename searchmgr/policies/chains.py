@@ -52,7 +52,7 @@ class Chains(Policy):
         self.surface, self.max_depth, self.horizon = surface, max_depth, horizon
         self.base = dict(base) if base is not None else None
 
-    def plan(self, nodes, *, in_flight, closed, budget_left) -> Plan:
+    def plan(self, nodes, *, in_flight, closed, budget) -> Plan:
         unfinished = retry(nodes, in_flight)
         if unfinished is not None:
             return unfinished
@@ -60,7 +60,7 @@ class Chains(Policy):
                 and not T.children(nodes, n.id) and n.id not in closed and self.continues(n, nodes)]
         if tips:
             return Grow(tips[0].id, tips[0].recipe, self.source, f"{self.source}: continue the chain")
-        fits = self.can_start(Budget.left_of(budget_left), self.owed(nodes, in_flight))
+        fits = self.can_start(budget, self.owed(nodes, in_flight))
         if fits:
             trial = self.first_trial() if self.base is not None and not self.trials(nodes) else self.next_trial(nodes)
             if trial is not None:

@@ -33,7 +33,7 @@ class PBTPolicy(Policy):
         """Generation ``depth``, member order = creation order."""
         return [n for n in nodes if n.depth == depth and n.source == self.source]
 
-    def plan(self, nodes, *, in_flight, closed, budget_left) -> Plan:
+    def plan(self, nodes, *, in_flight, closed, budget) -> Plan:
         unfinished = retry(nodes, in_flight)
         if unfinished is not None:
             return unfinished

@@ -140,9 +140,9 @@ class TPEPolicy(Chains):
             node = self.index[node.parent_id]
         return node.id
 
-    def plan(self, nodes, *, in_flight, closed, budget_left):
+    def plan(self, nodes, *, in_flight, closed, budget):
         self.index = T.by_id(nodes)  # a node's ancestors are in the snapshot it was planned from
-        return super().plan(nodes, in_flight=in_flight, closed=closed, budget_left=budget_left)
+        return super().plan(nodes, in_flight=in_flight, closed=closed, budget=budget)
 
 
 def build(config, task) -> TPEPolicy:

@@ -39,6 +39,7 @@ from typing import AbstractSet, Any, Mapping, Sequence
 
 from searchmgr import tree as T
 from searchmgr import uct
+from searchmgr.budget import Budget
 from searchmgr.policies.base import Exhausted, Expand, Grow, Plan, Policy, Wait, retry, view
 from searchmgr.store import Node, NodeStatus
 
@@ -110,7 +111,7 @@ class Snapshot:
     nodes: Sequence[Node]
     in_flight: AbstractSet[int] = frozenset()
     closed: AbstractSet[int] = frozenset()
-    budget_left: int = 0
+    budget: Budget = Budget.left_of(0)
 
     @property
     def root(self) -> Node:
@@ -169,7 +170,7 @@ class Widen(Rule):
     segment_steps: int
 
     def __call__(self, step: Plan, snap: Snapshot) -> Plan:
-        if isinstance(step, Exhausted) and snap.budget_left >= self.segment_steps:
+        if isinstance(step, Exhausted) and snap.budget.left >= self.segment_steps:
             return self.select(snap, k_max=UNBOUNDED)
         return step
 
@@ -186,7 +187,7 @@ class Finish(Rule):
         if not isinstance(step, (Expand, Wait, Exhausted)):
             return step
         end = finish(snap.nodes, max_depth=self.max_depth, segment_steps=self.segment_steps,
-                     budget_left=snap.budget_left, in_flight=snap.in_flight, closed=snap.closed)
+                     budget_left=snap.budget.left, in_flight=snap.in_flight, closed=snap.closed)
         return step if end is None else end
 
 
@@ -297,8 +298,8 @@ class UCTPolicy(Policy):
         self.rules = rules(self.select, start=start, starts=starts, surface=surface, seed=seed,
                            segment_steps=segment_steps, hold_first=hold_first, finish=finish)
 
-    def plan(self, nodes, *, in_flight, closed, budget_left):
-        snap = Snapshot(nodes, in_flight, closed, budget_left)
+    def plan(self, nodes, *, in_flight, closed, budget):
+        snap = Snapshot(nodes, in_flight, closed, budget)
         step = self.select(snap)
         for rule in self.rules:
             step = rule(step, snap)
