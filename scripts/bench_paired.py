@@ -43,20 +43,44 @@ def fixed_score(run: str) -> float | None:
 
 
 def merged(folders: list[Path]) -> dict:
-    """One compare.json of several folders run at the same budget and seeds; methods become ``folder/method``."""
+    """One compare.json of several folders run at the same budget and seeds. Methods keep their names when no
+    two folders share one, else become ``folder/method``."""
     docs = [json.loads((f / "compare.json").read_text()) for f in folders]
     for f, d in zip(folders, docs):
         if (d["task"], d["budget_steps"]) != (docs[0]["task"], docs[0]["budget_steps"]):
             raise SystemExit(f"{f}: task or budget differs from {folders[0]}; merge only like with like")
-    return {**docs[0], "methods": {f"{f.name}/{m}": v for f, d in zip(folders, docs) for m, v in d["methods"].items()}}
+    names = [m for d in docs for m in d["methods"]]
+    plain = len(names) == len(set(names))
+    return {**docs[0], "methods": {(m if plain else f"{f.name}/{m}"): v
+                                   for f, d in zip(folders, docs) for m, v in d["methods"].items()}}
 
 
-def table(folder: Path | list[Path], ref: str, oracle: float | None) -> str:
-    d = merged(folder) if isinstance(folder, list) else json.loads((folder / "compare.json").read_text())
+def load(spec: str | Path | list[Path]) -> dict:
+    """A compare.json; ``a+b`` (or a list) merges folders."""
+    folders = spec if isinstance(spec, list) else [Path(p) for p in str(spec).split("+")]
+    return merged(folders) if len(folders) > 1 else json.loads((folders[0] / "compare.json").read_text())
+
+
+def completed(d: dict) -> dict[str, dict[int, dict]]:
+    """Per method, the seeds that completed a schedule."""
+    return {m: {s["seed"]: s for s in v["seeds"] if s.get("complete", True) and s.get("best_val") is not None}
+            for m, v in d["methods"].items()}
+
+
+def resolve_ref(by_seed: dict, ref: str) -> str:
+    """``ref`` itself, or the one merged method named ``folder/ref``."""
+    if ref in by_seed:
+        return ref
+    hits = [m for m in by_seed if m.split("/")[-1] == ref]
+    return hits[0] if len(hits) == 1 else ref
+
+
+def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> str:
+    d = load(folder)
     sign = 1 if d["objective"]["direction"] == "maximize" else -1
     methods = d["methods"]
-    by_seed = {m: {s["seed"]: s for s in v["seeds"] if s.get("complete", True) and s.get("best_val") is not None}
-               for m, v in methods.items()}
+    by_seed = completed(d)
+    ref = resolve_ref(by_seed, ref)
     lines = [f"### {d['task']} — budget {d['budget_steps']} steps ({d['budget_steps'] / d['horizon']:.3g} horizons), "
              f"{d['objective']['metric']} ({d['objective']['direction']}); paired against `{ref}`", "",
              "| method | complete | val (mean ± se) | test (mean ± se) | paired Δ vs ref (± se) | per seed Δ |"
@@ -107,15 +131,63 @@ def verdicts(by_seed: dict, sign: int) -> str:
     return "\n".join(out)
 
 
+def paired_vs_best(d: dict) -> tuple[str, dict[str, tuple[float, float]]]:
+    """The best baseline by validation mean, and every method's paired validation difference to it (mean, se),
+    oriented so that positive is better."""
+    sign = 1 if d["objective"]["direction"] == "maximize" else -1
+    by_seed = completed(d)
+    baselines = [m for m in by_seed if not m.split("/")[-1].startswith("tree") and by_seed[m]]
+    best = max(baselines, key=lambda m: sign * mean_se([s["best_val"] for s in by_seed[m].values()])[0])
+    out = {}
+    for m, seeds in by_seed.items():
+        common = sorted(set(seeds) & set(by_seed[best]))
+        out[m] = mean_se([sign * (seeds[k]["best_val"] - by_seed[best][k]["best_val"]) for k in common])
+    return best, out
+
+
+def plot(specs: list[str], path: Path) -> None:
+    """One panel per comparison: each method's paired difference to the best baseline (± se), trees in orange."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs = [load(s) for s in specs]
+    cols = min(len(docs), 3)
+    rows = (len(docs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, d in zip(axes.flat, docs):
+        best, diffs = paired_vs_best(d)
+        names = sorted(diffs, key=lambda m: diffs[m][0])
+        means = [diffs[m][0] for m in names]
+        errs = [0 if math.isnan(diffs[m][1]) else diffs[m][1] for m in names]
+        colors = ["tab:orange" if m.split("/")[-1].startswith("tree") else "0.6" for m in names]
+        ax.barh(range(len(names)), means, xerr=errs, color=colors, capsize=3)
+        ax.set_yticks(range(len(names)), [m.split("/")[-1] for m in names], fontsize=8)
+        ax.axvline(0, color="k", lw=0.8)
+        n = len(next(iter(completed(d).values())))
+        ax.set_title(f"{d['task']}, {d['budget_steps']} steps ({d['budget_steps'] / d['horizon']:.3g} horizons), "
+                     f"{n} seeds", fontsize=9)
+        ax.set_xlabel(f"paired Δ {d['objective']['metric']} vs {best.split('/')[-1]} (+ is better)", fontsize=8)
+    for ax in list(axes.flat)[len(docs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("folders", nargs="+", help="compare folders; a+b merges two folders of one task and budget")
     ap.add_argument("--ref", default="tree:random", help="the method every other is paired against")
     ap.add_argument("--oracle", type=float, default=None, help="best score found at 10x the budget")
     ap.add_argument("--merge", action="store_true", help="one table over all folders (methods named folder/method)")
+    ap.add_argument("--plot", type=Path, default=None, help="also draw every folder's paired differences here")
     args = ap.parse_args()
+    if args.plot is not None:
+        plot(args.folders, args.plot)
     if args.merge:
-        print(table(args.folders, args.ref, args.oracle))
+        print(table([Path(f) for f in args.folders], args.ref, args.oracle))
         return
     for f in args.folders:
         print(table(f, args.ref, args.oracle))
