@@ -38,7 +38,8 @@ def main(folders: list[str]) -> None:
                 path = load_run(s["run"]).best_path()[1:]
                 flags = [any(beyond(k, a.recipe[k.name], b.recipe[k.name]) for k in surface.knobs)
                          for a, b in zip(path, path[1:])]
-                moves, over, paths, paths_over = moves + len(flags), over + sum(flags), paths + 1, paths_over + any(flags)
+                moves, over = moves + len(flags), over + sum(flags)
+                paths, paths_over = paths + 1, paths_over + any(flags)
             print(f"{Path(folder).name:16s} {method:15s} transitions beyond the step limits: {over}/{moves}; "
                   f"best schedules with one: {paths_over}/{paths}")
 
