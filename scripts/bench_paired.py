@@ -55,10 +55,16 @@ def merged(folders: list[Path]) -> dict:
                                    for f, d in zip(folders, docs) for m, v in d["methods"].items()}}
 
 
+SEEDS: int | None = None  # --seeds N: only seeds 0..N-1 (a comparison stopped part-way through a further seed)
+
+
 def load(spec: str | Path | list[Path]) -> dict:
     """A compare.json; ``a+b`` (or a list) merges folders."""
     folders = spec if isinstance(spec, list) else [Path(p) for p in str(spec).split("+")]
-    return merged(folders) if len(folders) > 1 else json.loads((folders[0] / "compare.json").read_text())
+    d = merged(folders) if len(folders) > 1 else json.loads((folders[0] / "compare.json").read_text())
+    if SEEDS is not None:
+        d["methods"] = {m: {**v, "seeds": [s for s in v["seeds"] if s["seed"] < SEEDS]} for m, v in d["methods"].items()}
+    return d
 
 
 def completed(d: dict) -> dict[str, dict[int, dict]]:
@@ -183,7 +189,10 @@ def main() -> None:
     ap.add_argument("--oracle", type=float, default=None, help="best score found at 10x the budget")
     ap.add_argument("--merge", action="store_true", help="one table over all folders (methods named folder/method)")
     ap.add_argument("--plot", type=Path, default=None, help="also draw every folder's paired differences here")
+    ap.add_argument("--seeds", type=int, default=None, help="only seeds 0..N-1")
     args = ap.parse_args()
+    global SEEDS
+    SEEDS = args.seeds
     if args.plot is not None:
         plot(args.folders, args.plot)
     if args.merge:
