@@ -516,10 +516,11 @@ class Coordinator:
                     if not self.stopping else tuple(CommandKind))
         self.store.set_run_state(self.search_id, RunState.STOPPED if self.stopping else RunState.FINISHED, reason)
         self.reporter.finished(outcome)
-        if not self._alternatives(nodes, fixed):
-            self.reporter.message(f"no schedule but the fixed recipe's reached the horizon (step "
-                                  f"{self.config.horizon}): there is nothing to compare with it yet; resume with a "
-                                  "larger budget.steps")
+        if not self.stopping and not self._alternatives(nodes, fixed):  # a stopped run just resumes
+            which = ("no schedule but the fixed recipe's" if fixed[-1].depth == self.config.max_depth
+                     else "no schedule")
+            self.reporter.message(f"{which} reached the horizon (step {self.config.horizon}): there is nothing to "
+                                  "compare with it yet; resume with a larger budget.steps")
         return outcome
 
     def _alternatives(self, nodes: list[Node], fixed: list[Node]) -> list[Node]:

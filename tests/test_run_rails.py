@@ -156,3 +156,5 @@ def test_a_search_that_completes_no_alternative_schedule_says_so(tmp_path):
     said.clear()
     explore(["task=toy", "preset=smoke", f"out={tmp_path / 'more'}", "budget.steps=240"], reporter=Say())
     assert not any("no schedule but the fixed" in line for line in said)
+    explore(["task=toy", "preset=smoke", f"out={tmp_path / 'short'}", "budget.nodes=2"], reporter=Say())
+    assert any(line.startswith("no schedule reached the horizon") for line in said)  # not even the fixed recipe's
