@@ -50,6 +50,7 @@ def plot_compare(result: dict, path: Path) -> Path:
 
     grid = np.linspace(0, result["budget_steps"], 200)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=90)
+    drawn = 0
     for key, m in result["methods"].items():
         runs = np.array([best_so_far(r["curve"], grid) for r in m["seeds"]])
         if not len(runs):
@@ -61,12 +62,17 @@ def plot_compare(result: dict, path: Path) -> Path:
         se = runs[:, seen].std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.zeros_like(mean)
         line, = ax.plot(grid[seen], mean, label=f"{key} (n={len(runs)})", lw=1.6)
         ax.fill_between(grid[seen], mean - se, mean + se, color=line.get_color(), alpha=0.2, lw=0)
+        drawn += 1
     obj = result["objective"]
     ax.set_xlabel("training steps spent")
     ax.set_ylabel(f"best complete schedule's {obj['metric']}")
     ax.set_title(f"{result['task']}: best-so-far validation, mean ± se over seeds", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no method completed a schedule on every seed", ha="center", va="center",
+                transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
