@@ -67,10 +67,9 @@ class Policy(ABC):
 
     * :meth:`plan` is a function of its arguments and of the policy's own state: an immutable
       snapshot of the stored nodes (``nodes``, in id order), the ids of nodes an executor holds
-      now (``in_flight``), the parents closed for good (``closed``) and the steps the budget has
-      neither spent nor committed to in-flight nodes (``budget``, a :class:`~searchmgr.budget.Budget`,
-      the object the coordinator counts with too). It never touches the
-      store and never blocks.
+      now (``in_flight``), the parents closed for good (``closed``) and the run's step budget
+      (``budget``, the :class:`~searchmgr.budget.Budget` the coordinator counts with: ``budget.left``
+      is neither spent nor committed to in-flight nodes). It never touches the store and never blocks.
     * It answers one of :class:`Retry`, :class:`Grow`, :class:`Expand`, :class:`Wait`,
       :class:`Exhausted`. Unfinished nodes no executor holds come first (:func:`retry`).
       :class:`Exhausted` is final for this budget: answer :class:`Wait` while an in-flight node
