@@ -184,7 +184,8 @@ def summarize(run: RunData) -> Summary:
         accepted=run.counts.accepted, rejected=run.counts.rejected, manager_errors=run.counts.errors,
         stopper_prunes=run.counts.stopper_stops,
         extra={"fixed_depth": fixed.depth, "fixed_step": fixed.end_step,
-               "horizon": run.max_depth * int(run.config.get("segment_steps") or 0), "manager": (run.config.get("manager") or {}).get("name"),
+               "horizon": run.max_depth * int(run.config.get("segment_steps") or 0),
+               "manager": (run.config.get("manager") or {}).get("name"),
                "seed": run.seed, "max_depth": run.max_depth, "segment_steps": run.config.get("segment_steps"),
                "family": run.family.value})
 

@@ -63,7 +63,8 @@ def load(spec: str | Path | list[Path]) -> dict:
     folders = spec if isinstance(spec, list) else [Path(p) for p in str(spec).split("+")]
     d = merged(folders) if len(folders) > 1 else json.loads((folders[0] / "compare.json").read_text())
     if SEEDS is not None:
-        d["methods"] = {m: {**v, "seeds": [s for s in v["seeds"] if s["seed"] < SEEDS]} for m, v in d["methods"].items()}
+        d["methods"] = {m: {**v, "seeds": [s for s in v["seeds"] if s["seed"] < SEEDS]}
+                        for m, v in d["methods"].items()}
     return d
 
 
@@ -79,6 +80,21 @@ def resolve_ref(by_seed: dict, ref: str) -> str:
         return ref
     hits = [m for m in by_seed if m.split("/")[-1] == ref]
     return hits[0] if len(hits) == 1 else ref
+
+
+def is_tree(method: str) -> bool:
+    return method.split("/")[-1].startswith("tree")
+
+
+def deltas(a: dict[int, dict], b: dict[int, dict], key: str, sign: int) -> list[float]:
+    """``a − b`` on ``key`` over the seeds both have, oriented so that positive is better."""
+    return [sign * (a[k][key] - b[k][key]) for k in sorted(set(a) & set(b))]
+
+
+def best_baseline(by_seed: dict[str, dict[int, dict]], key: str, sign: int) -> str | None:
+    """The non-tree method with the best mean of ``key`` over its seeds (None when none has one)."""
+    scored = [m for m in by_seed if not is_tree(m) and by_seed[m]]
+    return max(scored, key=lambda m: sign * mean_se([s[key] for s in by_seed[m].values()])[0], default=None)
 
 
 def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> str:
@@ -98,13 +114,12 @@ def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> st
     for m, seeds in by_seed.items():
         vals = [s["best_val"] for s in seeds.values()]
         tests = [s["test"] for s in seeds.values() if s.get("test") is not None]
-        common = sorted(set(seeds) & set(base))
-        deltas = [sign * (seeds[k]["best_val"] - base[k]["best_val"]) for k in common]
+        diffs = deltas(seeds, base, "best_val", sign)
         mv, sv = mean_se(vals)
         mt, st = mean_se(tests)
-        md, sd = mean_se(deltas)
+        md, sd = mean_se(diffs)
         row = (f"| {m} | {len(seeds)}/{len(methods[m]['seeds'])} | {mv:.4g} ± {sv:.2g} | {mt:.4g} ± {st:.2g} | "
-               f"{md:+.4g} ± {sd:.2g} | {' '.join(f'{x:+.3g}' for x in deltas)} |")
+               f"{md:+.4g} ± {sd:.2g} | {' '.join(f'{x:+.3g}' for x in diffs)} |")
         if oracle is not None and fixed:
             f0 = sum(fixed) / len(fixed)
             row += f" {(mv - f0) / (oracle - f0):.0%} |" if oracle != f0 else " - |"
@@ -116,20 +131,17 @@ def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> st
 def verdicts(by_seed: dict, sign: int) -> str:
     """Each tree method against the best baseline by mean (paired over seeds both completed) and tree:random,
     on validation (what every method selected on) and on test (what the selected schedule scores unseen)."""
-    trees = [m for m in by_seed if m.split("/")[-1].startswith("tree")]
-    baselines = [m for m in by_seed if m not in trees and by_seed[m]]
-    if not baselines:
+    trees = [m for m in by_seed if is_tree(m)]
+    if best_baseline(by_seed, "best_val", sign) is None:
         return "no baseline completed a schedule"
     out = []
     for key in ("best_val", "test"):
         scored = {m: {k: s for k, s in seeds.items() if s.get(key) is not None} for m, seeds in by_seed.items()}
-        best = max((m for m in baselines if scored[m]),
-                   key=lambda m: sign * mean_se([s[key] for s in scored[m].values()])[0])
+        best = best_baseline(scored, key, sign)
         out.append(f"on {'validation' if key == 'best_val' else 'test'}: best baseline by mean `{best}`")
         for t in trees:
             for ref in [best] + [m for m in trees if m.split("/")[-1] == "tree:random" and m != t]:
-                common = sorted(set(scored[t]) & set(scored[ref]))
-                d = [sign * (scored[t][k][key] - scored[ref][k][key]) for k in common]
+                d = deltas(scored[t], scored[ref], key, sign)
                 m, se = mean_se(d)
                 word = "win" if m > se else ("loss" if m < -se else "tie")
                 out.append(f"- `{t}` − `{ref}`: {m:+.4g} ± {se:.2g} over {len(d)} seeds "
@@ -142,13 +154,8 @@ def paired_vs_best(d: dict) -> tuple[str, dict[str, tuple[float, float]]]:
     oriented so that positive is better."""
     sign = 1 if d["objective"]["direction"] == "maximize" else -1
     by_seed = completed(d)
-    baselines = [m for m in by_seed if not m.split("/")[-1].startswith("tree") and by_seed[m]]
-    best = max(baselines, key=lambda m: sign * mean_se([s["best_val"] for s in by_seed[m].values()])[0])
-    out = {}
-    for m, seeds in by_seed.items():
-        common = sorted(set(seeds) & set(by_seed[best]))
-        out[m] = mean_se([sign * (seeds[k]["best_val"] - by_seed[best][k]["best_val"]) for k in common])
-    return best, out
+    best = best_baseline(by_seed, "best_val", sign)
+    return best, {m: mean_se(deltas(seeds, by_seed[best], "best_val", sign)) for m, seeds in by_seed.items()}
 
 
 def plot(specs: list[str], path: Path) -> None:
@@ -167,7 +174,7 @@ def plot(specs: list[str], path: Path) -> None:
         names = sorted(diffs, key=lambda m: diffs[m][0])
         means = [diffs[m][0] for m in names]
         errs = [0 if math.isnan(diffs[m][1]) else diffs[m][1] for m in names]
-        colors = ["tab:orange" if m.split("/")[-1].startswith("tree") else "0.6" for m in names]
+        colors = ["tab:orange" if is_tree(m) else "0.6" for m in names]
         ax.barh(range(len(names)), means, xerr=errs, color=colors, capsize=3)
         ax.set_yticks(range(len(names)), [m.split("/")[-1] for m in names], fontsize=8)
         ax.axvline(0, color="k", lw=0.8)

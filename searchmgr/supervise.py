@@ -218,9 +218,11 @@ class Supervisor:
             raise ConfigError(f"{run_dir} already holds a run; continue it with `searchmgr supervise --resume "
                               f"{run_dir}` or choose another out=")
         config = config.model_copy(update={"out": run_dir})
-        run = rundir.create_run(run_dir, lambda stage, store: build_root(stage, store, config, task, kind="supervised run",
-                                                             supervise=settings.model_dump()),
-                                Redactor.from_env(config.manager.api_key_env))
+
+        def build(stage: Path, store: TreeStore) -> None:
+            build_root(stage, store, config, task, kind="supervised run", supervise=settings.model_dump())
+
+        run = rundir.create_run(run_dir, build, Redactor.from_env(config.manager.api_key_env))
         row = run.store.search()
         sup = cls(run.path, config, settings, task, run.store, row["id"], reporter, owner=run.lock)
         for k, v in row["info"].items():

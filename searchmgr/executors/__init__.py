@@ -28,5 +28,6 @@ def make_executor(config, task) -> Executor:
     return cls(e.workers, e.gpus_per_worker, e.address, config.threads)
 
 
-__all__ = ["Died", "Ended", "Evaluated", "Event", "Executor", "ExecutorUnavailable", "Job", "TaskSpec", "Trained", "run_job", "REGISTRY",
+__all__ = ["Died", "Ended", "Evaluated", "Event", "Executor", "ExecutorUnavailable", "Job", "TaskSpec", "Trained",
+           "run_job", "REGISTRY",
            "executor_names", "make_executor"]

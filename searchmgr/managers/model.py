@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from searchmgr.decision import AuditEntry, Decision, update_between, verify
-from searchmgr.managers.base import Manager, Observation, Proposal, ProposalContext
+from searchmgr.managers.base import Manager, Proposal, ProposalContext
 from searchmgr.managers.heuristic import FAMILY_RULES, HeuristicManager, supervised_candidates, to_decision
 from searchmgr.surface import ActionSurface, RecipeError, Scale, same_recipe
 
