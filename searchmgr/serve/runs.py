@@ -109,7 +109,8 @@ def _summary(run: Run, store: TreeStore, row: dict, nodes: list[Node]) -> dict:
         "accepts": [k.value for k in view.accepts], "metric": objective.metric,
         "direction": objective.direction.value,
         "best": {"node": best.id, "val_score": best.val_score, "test_score": best.test_score} if best else None,
-        "fixed": {"node": fixed.id, "val_score": fixed.val_score, "test_score": fixed.test_score}
+        "fixed": {"node": fixed.id, "val_score": fixed.val_score, "test_score": fixed.test_score,
+                  "end_step": fixed.end_step}
         if fixed is not None and fixed.depth else None,
         "steps_used": T.steps_used(nodes), "budget_steps": cfg["budget"]["steps"], "nodes": len(nodes),
         "max_depth": cfg["max_depth"], "segment_steps": cfg["segment_steps"], "k_max": cfg["uct"]["k_max"],

@@ -208,3 +208,7 @@ def test_header_gain_in_the_objectives_direction(showcase_page):
     assert gain(-149, -320, "maximize") == "best -149 vs fixed -320: 171 higher, better (53.44% of |fixed|)"
     assert gain(-650, -320, "maximize") == "best -650 vs fixed -320: 330 lower, worse (103.1% of |fixed|)"
     assert gain(0.5, 0, "maximize") == "best 0.5 vs fixed 0: 0.5 higher, better"
+    # a fixed recipe whose path stopped before the horizon is compared where it stopped, and the text says where
+    stopped = showcase_page.evaluate("gainText({best: {val_score: 0.41}, fixed: {val_score: 0.42, end_step: 20}, "
+                                     "max_depth: 3, segment_steps: 20, direction: 'minimize'})")
+    assert stopped == "best 0.41 vs fixed 0.42 at step 20 of 60: 0.01 lower, better (2.381% of |fixed|)"

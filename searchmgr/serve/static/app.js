@@ -153,10 +153,12 @@ function ranks() {  // each scored node's rank among all scored nodes of the run
 function gainText(s) {
   if (!s.best || !s.fixed || s.best.val_score === null || s.fixed.val_score === null) return "";
   const b = s.best.val_score, f = s.fixed.val_score, diff = b - f;
-  if (diff === 0) return `best ${fmt(b)} = fixed ${fmt(f)}: no gain over the fixed recipe`;
+  const horizon = s.max_depth * s.segment_steps;  // where the fixed recipe's path stopped, when before the horizon
+  const at = s.fixed.end_step != null && s.fixed.end_step < horizon ? ` at step ${s.fixed.end_step} of ${horizon}` : "";
+  if (diff === 0) return `best ${fmt(b)} = fixed ${fmt(f)}${at}: no gain over the fixed recipe`;
   const better = (s.direction === "minimize") === (diff < 0);
   const rel = f !== 0 ? ` (${fmt(100 * Math.abs(diff) / Math.abs(f))}% of |fixed|)` : "";
-  return `best ${fmt(b)} vs fixed ${fmt(f)}: ${fmt(Math.abs(diff))} ${diff < 0 ? "lower" : "higher"}, ` +
+  return `best ${fmt(b)} vs fixed ${fmt(f)}${at}: ${fmt(Math.abs(diff))} ${diff < 0 ? "lower" : "higher"}, ` +
          `${better ? "better" : "worse"}${rel}`;
 }
 
