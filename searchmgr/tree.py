@@ -62,10 +62,14 @@ def path_to(nodes: Sequence[Node], node_id: int) -> list[Node]:
 
 
 def fixed_path(nodes: Sequence[Node]) -> list[Node]:
-    """The all-hold path of the fixed recipe, root first (as far as it has been grown)."""
+    """The all-hold path of the fixed recipe, root first (as far as it has been grown): the fixed children, and
+    below the first one any child that holds the same recipe (the endgame's hold of a fixed node is the fixed
+    recipe carried on, whatever rule grew it)."""
     out = [root(nodes)]
     while True:
-        nxt = [c for c in children(nodes, out[-1].id) if c.source == FIXED]
+        kids = children(nodes, out[-1].id)
+        nxt = [c for c in kids if c.source == FIXED] or \
+              [c for c in kids if len(out) > 1 and c.recipe == out[-1].recipe]
         if not nxt:
             return out
         out.append(nxt[0])
