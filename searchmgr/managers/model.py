@@ -10,7 +10,8 @@ upper confidence bound ``mu + kappa * sigma`` (GP-UCB, Srinivas et al. 2010; the
 PB2 runs over a population, here over the tree).
 
 Candidates come from *sources*, all inside the bounded step region of the parent:
-the heuristic's rules (their ranked moves), random bounded moves, and holding the
+the heuristic's rules (their ranked moves), random bounded moves, whole steps (the corners
+of the step region, where a trend the model sees puts its best child), and holding the
 parent's recipe. Siblings are excluded. With too little evidence the heuristic's own
 answer is taken (the prior). The decision's text and the trace's ``evidence`` record
 what the model predicted, from how many points, and how it ranked the chosen candidate.
@@ -113,23 +114,38 @@ def _state(utility: float | None, low: float, high: float) -> float:
     return min(max((utility - low) / (high - low), 0.0), 1.0)
 
 
+def moved(knob, value: float, f: float) -> float:
+    """``value`` moved by the share ``f`` (-1 to 1) of the knob's step limit, kept in bounds."""
+    if knob.scale is Scale.LOG:
+        v = value * (1 + knob.max_step) ** f
+    else:
+        v = value + f * knob.max_step * (knob.high - knob.low)
+    v = min(max(v, knob.low), knob.high)
+    return float(round(v)) if knob.integer else v
+
+
 def random_move(surface: ActionSurface, parent: Mapping[str, float], rng: random.Random) -> dict:
     """A bounded move: each knob with probability 1/2 (at least one) by a uniform share of its step limit."""
     names = [k.name for k in surface.knobs if rng.random() < 0.5] or [rng.choice(surface.names)]
     out = dict(parent)
     for name in names:
-        k, f = surface[name], rng.uniform(-1.0, 1.0)
-        if k.scale is Scale.LOG:
-            v = parent[name] * (1 + k.max_step) ** f
-        else:
-            v = parent[name] + f * k.max_step * (k.high - k.low)
-        v = min(max(v, k.low), k.high)
-        out[name] = float(round(v)) if k.integer else v
+        out[name] = moved(surface[name], parent[name], rng.uniform(-1.0, 1.0))
+    return out
+
+
+def full_steps(surface: ActionSurface, parent: Mapping[str, float], rng: random.Random, n: int) -> list[dict]:
+    """Corners of the step region, where a model that sees a trend puts its best child: each knob alone by its
+    whole step limit either way, then ``n`` corners with each knob (probability 1/2) a whole step either way."""
+    out = [{**parent, k.name: moved(k, parent[k.name], sign)} for k in surface.knobs for sign in (1, -1)]
+    for _ in range(n):
+        names = [k.name for k in surface.knobs if rng.random() < 0.5] or [rng.choice(surface.names)]
+        out.append({**parent, **{name: moved(surface[name], parent[name], rng.choice((1, -1))) for name in names}})
     return out
 
 
 def candidates(ctx: ProposalContext, rng: random.Random, n_random: int) -> list[Candidate]:
-    """Distinct admissible children of the parent, none equal to a sibling: rules first, then random moves."""
+    """Distinct admissible children of the parent, none equal to a sibling: rules first, then random moves, then
+    full steps."""
     rules = FAMILY_RULES.get(ctx.family, supervised_candidates)
     raw = [Candidate(dict(ctx.parent_recipe), "hold")]
     for cand in rules(ctx):
@@ -137,6 +153,7 @@ def candidates(ctx: ProposalContext, rng: random.Random, n_random: int) -> list[
         if v.ok:
             raw.append(Candidate(v.recipe, f"heuristic: {cand.diagnosis}"))
     raw += [Candidate(random_move(ctx.surface, ctx.parent_recipe, rng), "random move") for _ in range(n_random)]
+    raw += [Candidate(r, "full step") for r in full_steps(ctx.surface, ctx.parent_recipe, rng, n_random // 4)]
     out: list[Candidate] = []
     taken = [s.recipe for s in ctx.siblings]
     for c in raw:

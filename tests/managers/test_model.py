@@ -85,3 +85,12 @@ def test_diverged_segments_count_as_the_worst():
         ev.append(Observation(recipe, 1 / 3, -0.5, None))
     recipe, _ = propose(ev)
     assert recipe["lr"] <= BASE["lr"]
+
+
+def test_model_takes_a_whole_step_when_the_trend_is_steady():
+    """Where the evidence rises steadily with lr, the best child the model may make is the whole step limit up:
+    the corners of the step region are among its candidates, so it takes exactly that step."""
+    lr = TASK.surface["lr"]
+    recipe, p = propose(evidence_where(lambda x, d: 3 * x))
+    assert recipe["lr"] == pytest.approx(BASE["lr"] * (1 + lr.max_step))
+    assert p.request["evidence"]["chosen"]["source"] == "full step"
