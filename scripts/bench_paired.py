@@ -9,7 +9,7 @@ and of its test score over seeds, the number of seeds that completed a schedule,
 (method − reference, oriented so that positive is better) with its standard error over the seeds both
 completed. With ``--oracle`` (the best score any method reached at 10x the budget), also the fraction of the
 gap from the fixed recipe to the oracle that each method closes (the fixed recipe's score is read from the
-runs' stores).
+runs' stores, or with ``--fixed DIR`` from another folder's runs whose fixed path reached the horizon).
 """
 
 from __future__ import annotations
@@ -43,19 +43,20 @@ def fixed_score(run: str) -> float | None:
 
 
 def merged(folders: list[Path]) -> dict:
-    """One compare.json of several folders run at the same budget and seeds. Methods keep their names when no
-    two folders share one, else become ``folder/method``."""
+    """One compare.json of several folders run at the same budget and seeds. A method name that two folders share
+    becomes ``folder/method`` in each; the others keep their names."""
     docs = [json.loads((f / "compare.json").read_text()) for f in folders]
     for f, d in zip(folders, docs):
         if (d["task"], d["budget_steps"]) != (docs[0]["task"], docs[0]["budget_steps"]):
             raise SystemExit(f"{f}: task or budget differs from {folders[0]}; merge only like with like")
     names = [m for d in docs for m in d["methods"]]
-    plain = len(names) == len(set(names))
-    return {**docs[0], "methods": {(m if plain else f"{f.name}/{m}"): v
+    shared = {m for m in names if names.count(m) > 1}
+    return {**docs[0], "methods": {(f"{f.name}/{m}" if m in shared else m): v
                                    for f, d in zip(folders, docs) for m, v in d["methods"].items()}}
 
 
 SEEDS: int | None = None  # --seeds N: only seeds 0..N-1 (a comparison stopped part-way through a further seed)
+FIXED_FROM: str | None = None  # --fixed DIR: the compare folder whose runs' fixed paths give the fixed recipe's score
 
 
 def load(spec: str | Path | list[Path]) -> dict:
@@ -109,8 +110,8 @@ def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> st
              + (" gap closed |" if oracle is not None else ""),
              "|---|---|---|---|---|---|" + ("---|" if oracle is not None else "")]
     base = by_seed.get(ref, {})
-    fixed = [f for f in (fixed_score(s["run"]) for m in methods.values() for s in m["seeds"]
-                         if m is next(iter(methods.values()))) if f is not None]
+    source = load(FIXED_FROM)["methods"] if FIXED_FROM else {k: methods[k] for k in list(methods)[:1]}
+    fixed = [f for f in (fixed_score(s["run"]) for m in source.values() for s in m["seeds"]) if f is not None]
     for m, seeds in by_seed.items():
         vals = [s["best_val"] for s in seeds.values()]
         tests = [s["test"] for s in seeds.values() if s.get("test") is not None]
@@ -176,7 +177,7 @@ def plot(specs: list[str], path: Path) -> None:
         errs = [0 if math.isnan(diffs[m][1]) else diffs[m][1] for m in names]
         colors = ["tab:orange" if is_tree(m) else "0.6" for m in names]
         ax.barh(range(len(names)), means, xerr=errs, color=colors, capsize=3)
-        ax.set_yticks(range(len(names)), [m.split("/")[-1] for m in names], fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.axvline(0, color="k", lw=0.8)
         n = len(next(iter(completed(d).values())))
         ax.set_title(f"{d['task']}, {d['budget_steps']} steps ({d['budget_steps'] / d['horizon']:.3g} horizons), "
@@ -197,9 +198,11 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true", help="one table over all folders (methods named folder/method)")
     ap.add_argument("--plot", type=Path, default=None, help="also draw every folder's paired differences here")
     ap.add_argument("--seeds", type=int, default=None, help="only seeds 0..N-1")
+    ap.add_argument("--fixed", default=None, help="with --oracle: the compare folder whose runs grew the fixed "
+                    "recipe to the horizon (uct.fixed=first), when the compared tree did not")
     args = ap.parse_args()
-    global SEEDS
-    SEEDS = args.seeds
+    global SEEDS, FIXED_FROM
+    SEEDS, FIXED_FROM = args.seeds, args.fixed
     if args.plot is not None:
         plot(args.folders, args.plot)
     if args.merge:
