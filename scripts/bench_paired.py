@@ -30,15 +30,20 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
 
 
 def fixed_score(run: str) -> float | None:
-    """The fixed recipe's final validation score in one run (None when its path is not complete)."""
+    """The fixed recipe's final validation score in one run: its fixed path's, or else a chain holding the base
+    recipe from the root (a constant-recipe baseline that tried it first); None when neither is complete."""
     from searchmgr import tree as T
     from searchmgr.store import TreeStore
 
     store = TreeStore(Path(run) / "tree.db")
     nodes = store.nodes(store.search()["id"])
-    path = T.fixed_path(nodes)
     store.close()
     depth = max(n.depth for n in nodes)
+    path = T.fixed_path(nodes)
+    if path[-1].depth < depth:
+        path = [T.root(nodes)]
+        while nxt := [c for c in T.children(nodes, path[-1].id) if c.recipe == path[0].recipe]:
+            path.append(nxt[0])
     return path[-1].val_score if len(path) > 1 and path[-1].depth == depth else None
 
 
