@@ -32,7 +32,7 @@ import numpy as np
 from searchmgr.decision import AuditEntry, Decision, update_between, verify
 from searchmgr.managers.base import Manager, Proposal, ProposalContext
 from searchmgr.managers.heuristic import FAMILY_RULES, HeuristicManager, supervised_candidates, to_decision
-from searchmgr.surface import ActionSurface, RecipeError, Scale, same_recipe
+from searchmgr.surface import ActionSurface, Knob, RecipeError, Scale, same_recipe
 
 LENGTH_SCALES = (0.15, 0.3, 0.6, 1.2)
 NOISES = (0.01, 0.05, 0.2)  # of the standardised score's variance
@@ -114,7 +114,7 @@ def _state(utility: float | None, low: float, high: float) -> float:
     return min(max((utility - low) / (high - low), 0.0), 1.0)
 
 
-def moved(knob, value: float, f: float) -> float:
+def moved(knob: Knob, value: float, f: float) -> float:
     """``value`` moved by the share ``f`` (-1 to 1) of the knob's step limit, kept in bounds."""
     if knob.scale is Scale.LOG:
         v = value * (1 + knob.max_step) ** f
