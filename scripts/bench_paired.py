@@ -184,7 +184,8 @@ def plot(specs: list[str], path: Path) -> None:
         ax.barh(range(len(names)), means, xerr=errs, color=colors, capsize=3)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.axvline(0, color="k", lw=0.8)
-        n = len(next(iter(completed(d).values())))
+        counts = sorted({len(v) for v in completed(d).values()})
+        n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
         ax.set_title(f"{d['task']}, {d['budget_steps']} steps ({d['budget_steps'] / d['horizon']:.3g} horizons), "
                      f"{n} seeds", fontsize=9)
         ax.set_xlabel(f"paired Δ {d['objective']['metric']} vs {best.split('/')[-1]} (+ is better)", fontsize=8)
