@@ -25,7 +25,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -124,23 +124,22 @@ def moved(knob: Knob, value: float, f: float) -> float:
     return float(round(v)) if knob.integer else v
 
 
-def random_move(surface: ActionSurface, parent: Mapping[str, float], rng: random.Random) -> dict:
-    """A bounded move: each knob with probability 1/2 (at least one) by a uniform share of its step limit."""
+def random_move(surface: ActionSurface, parent: Mapping[str, float], rng: random.Random,
+                share: Callable[[random.Random], float] = lambda rng: rng.uniform(-1.0, 1.0)) -> dict:
+    """A bounded move: each knob with probability 1/2 (at least one) by a share of its step limit drawn by
+    ``share`` (uniform in -1..1; a whole step either way for the corners of the step region)."""
     names = [k.name for k in surface.knobs if rng.random() < 0.5] or [rng.choice(surface.names)]
     out = dict(parent)
     for name in names:
-        out[name] = moved(surface[name], parent[name], rng.uniform(-1.0, 1.0))
+        out[name] = moved(surface[name], parent[name], share(rng))
     return out
 
 
 def full_steps(surface: ActionSurface, parent: Mapping[str, float], rng: random.Random, n: int) -> list[dict]:
     """Corners of the step region, where a model that sees a trend puts its best child: each knob alone by its
-    whole step limit either way, then ``n`` corners with each knob (probability 1/2) a whole step either way."""
+    whole step limit either way, then ``n`` random corners (:func:`random_move` by whole steps)."""
     out = [{**parent, k.name: moved(k, parent[k.name], sign)} for k in surface.knobs for sign in (1, -1)]
-    for _ in range(n):
-        names = [k.name for k in surface.knobs if rng.random() < 0.5] or [rng.choice(surface.names)]
-        out.append({**parent, **{name: moved(surface[name], parent[name], rng.choice((1, -1))) for name in names}})
-    return out
+    return out + [random_move(surface, parent, rng, lambda rng: rng.choice((1, -1))) for _ in range(n)]
 
 
 def candidates(ctx: ProposalContext, rng: random.Random, n_random: int) -> list[Candidate]:
