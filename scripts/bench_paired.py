@@ -103,6 +103,12 @@ def best_baseline(by_seed: dict[str, dict[int, dict]], key: str, sign: int) -> s
     return max(scored, key=lambda m: sign * mean_se([s[key] for s in by_seed[m].values()])[0], default=None)
 
 
+def fixed_scores(methods: dict) -> list[float]:
+    """The fixed recipe's final scores: from the ``--fixed`` folder's runs, else from the first method's runs."""
+    source = load(FIXED_FROM)["methods"] if FIXED_FROM else {k: methods[k] for k in list(methods)[:1]}
+    return [f for f in (fixed_score(s["run"]) for m in source.values() for s in m["seeds"]) if f is not None]
+
+
 def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> str:
     d = load(folder)
     sign = 1 if d["objective"]["direction"] == "maximize" else -1
@@ -115,8 +121,7 @@ def table(folder: str | Path | list[Path], ref: str, oracle: float | None) -> st
              + (" gap closed |" if oracle is not None else ""),
              "|---|---|---|---|---|---|" + ("---|" if oracle is not None else "")]
     base = by_seed.get(ref, {})
-    source = load(FIXED_FROM)["methods"] if FIXED_FROM else {k: methods[k] for k in list(methods)[:1]}
-    fixed = [f for f in (fixed_score(s["run"]) for m in source.values() for s in m["seeds"]) if f is not None]
+    fixed = fixed_scores(methods) if oracle is not None else []
     for m, seeds in by_seed.items():
         vals = [s["best_val"] for s in seeds.values()]
         tests = [s["test"] for s in seeds.values() if s.get("test") is not None]
